@@ -1,0 +1,134 @@
+//! Per-port counters and the reasons a frame can be dropped.
+
+use std::fmt;
+
+/// Why a frame was not delivered. Ingress reasons are counted on the port the frame came in on,
+/// egress reasons on the port it could not be sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than an Ethernet (or virtio-net) header.
+    Malformed,
+    /// Source MAC is multicast, broadcast or zero, which no station may send from.
+    InvalidSource,
+    /// Destination is an IEEE 802.1D reserved address (01:80:c2:00:00:0x): STP, LACP, LLDP, ...
+    ReservedDest,
+    /// The destination lives behind the port the frame came in on.
+    SamePort,
+    /// The egress port could not take the frame now (EAGAIN, ENOBUFS).
+    TxFull,
+    /// The egress port's link is down (EIO).
+    LinkDown,
+    /// Any other send error.
+    TxError,
+    /// The frame carries a partial checksum or GSO super-frame the egress port cannot take.
+    NoOffload,
+    /// The frame came from a port that is no longer attached.
+    PortGone,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 9] = [
+        DropReason::Malformed,
+        DropReason::InvalidSource,
+        DropReason::ReservedDest,
+        DropReason::SamePort,
+        DropReason::TxFull,
+        DropReason::LinkDown,
+        DropReason::TxError,
+        DropReason::NoOffload,
+        DropReason::PortGone,
+    ];
+
+    /// The name used in logs and statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::InvalidSource => "invalid_source",
+            DropReason::ReservedDest => "reserved_dest",
+            DropReason::SamePort => "same_port",
+            DropReason::TxFull => "tx_full",
+            DropReason::LinkDown => "link_down",
+            DropReason::TxError => "tx_error",
+            DropReason::NoOffload => "no_offload",
+            DropReason::PortGone => "port_gone",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Frames and bytes through one port. Bytes count the Ethernet frame without the virtio-net
+/// header; a GSO super-frame counts as one frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl PortStats {
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Each reason with its count, in [`DropReason::ALL`] order.
+    pub fn drop_counts(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.drops(r)))
+    }
+
+    pub(crate) fn count_rx(&mut self, bytes: usize) {
+        self.rx_frames += 1;
+        self.rx_bytes += bytes as u64;
+    }
+
+    pub(crate) fn count_tx(&mut self, bytes: usize) {
+        self.tx_frames += 1;
+        self.tx_bytes += bytes as u64;
+    }
+
+    pub(crate) fn count_drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_index_their_own_slot() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r}");
+        }
+    }
+
+    #[test]
+    fn counts_add_up() {
+        let mut s = PortStats::default();
+        s.count_rx(60);
+        s.count_rx(1514);
+        s.count_tx(42);
+        s.count_drop(DropReason::TxFull);
+        s.count_drop(DropReason::TxFull);
+        s.count_drop(DropReason::Malformed);
+        assert_eq!((s.rx_frames, s.rx_bytes), (2, 1574));
+        assert_eq!((s.tx_frames, s.tx_bytes), (1, 42));
+        assert_eq!(s.drops(DropReason::TxFull), 2);
+        assert_eq!(s.total_drops(), 3);
+        assert_eq!(s.drop_counts().filter(|&(_, n)| n > 0).count(), 2);
+    }
+}

@@ -1,0 +1,181 @@
+//! The `vswitchd` command line (clap). Kept in the library so tests and the man page generator
+//! see the same definition the binary parses.
+
+use clap::{ArgAction, Parser};
+
+use crate::bridge::BridgeConfig;
+use crate::config::{
+    Config, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, PortSpec, parse_switch_name,
+};
+
+const ABOUT: &str = "A virtual Ethernet switch that runs entirely in userspace";
+
+const LONG_ABOUT: &str = "\
+A virtual Ethernet switch that runs entirely in userspace.
+
+vswitchd opens a TAP device for each --port, learns which MAC address lives behind which port,
+forwards known unicast to one port and floods broadcast, multicast and unknown unicast to the
+others, like the kernel's bridge but in one process you can run, inspect and stop. It runs until
+SIGINT or SIGTERM; then it closes its ports, which deletes the TAPs it created (persistent TAPs
+it only attached to stay) and exits 0.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  Three TAPs on the host, bridged:
+    vswitchd --port tap0 --port tap1 --port tap2
+
+  Hosts in network namespaces (the switch keeps working through the fds it holds):
+    vswitchd --port tap1 --port tap2 &
+    ip netns add h1 && ip link set tap1 netns h1
+    ip -n h1 addr add 10.0.0.1/24 dev tap1 && ip -n h1 link set tap1 up
+
+  Without root: create the TAPs for your user once, then attach to them:
+    sudo ip tuntap add dev tap0 mode tap user $USER
+    vswitchd --port tap0 ...
+
+Port specs: [KIND:]NAME[,key=value...]. KIND is `tap` (the default): a TAP the switch creates,
+or attaches to if a persistent TAP of that name exists and no other process holds it.
+
+Exit status: 0 after SIGINT/SIGTERM, 1 when the switch cannot run (the message names the port
+and the fix), 2 for a usage error. Logs go to stderr; RUST_LOG=debug overrides -v/-q.";
+
+/// `vswitchd`'s arguments as typed.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "vswitchd",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = AFTER_HELP,
+)]
+pub struct Args {
+    /// Attach a port: [KIND:]NAME[,key=value...], e.g. `tap0` or `tap:tap0`. Repeat for more
+    /// ports.
+    #[arg(short = 'p', long = "port", value_name = "SPEC", required = true)]
+    pub ports: Vec<PortSpec>,
+
+    /// The switch's name, used in logs and for its control socket.
+    #[arg(long, value_name = "NAME", default_value = "vswitch0", value_parser = parse_switch_name)]
+    pub name: String,
+
+    /// Seconds a learned MAC address is kept without traffic from it (10 to 1000000).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = BridgeConfig::default().mac_ageing,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(*MAC_AGEING_RANGE.start())..=i64::from(*MAC_AGEING_RANGE.end())
+        ),
+    )]
+    pub mac_ageing: u32,
+
+    /// Most MAC addresses learned at once (1 to 16777216); when full, the port holding the most
+    /// loses its least recently seen one.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = BridgeConfig::default().mac_table_size as u32,
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(*MAC_TABLE_SIZE_RANGE.start())..=i64::from(*MAC_TABLE_SIZE_RANGE.end())
+        ),
+    )]
+    pub mac_table_size: u32,
+
+    /// Log more: -v for debug, -vv for trace.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log less: -q for warnings and errors only, -qq for errors only.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+impl Args {
+    /// The validated configuration these arguments ask for.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        Config::new(
+            self.name.clone(),
+            self.ports.clone(),
+            BridgeConfig {
+                mac_table_size: self.mac_table_size as usize,
+                mac_ageing: self.mac_ageing,
+            },
+        )
+    }
+
+    /// The log level -v/-q select around `info`.
+    pub fn log_level(&self) -> log::LevelFilter {
+        use log::LevelFilter::*;
+        match (self.verbose, self.quiet) {
+            (0, 0) => Info,
+            (1, _) => Debug,
+            (v, _) if v >= 2 => Trace,
+            (_, 1) => Warn,
+            (_, 2) => Error,
+            _ => Off,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("vswitchd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let a = parse(&["--port", "tap0"]).unwrap();
+        assert_eq!(a.name, "vswitch0");
+        assert_eq!(a.mac_ageing, 300);
+        assert_eq!(a.mac_table_size, 8192);
+        assert_eq!(a.log_level(), log::LevelFilter::Info);
+        let c = a.config().unwrap();
+        assert_eq!(c.ports.len(), 1);
+    }
+
+    #[test]
+    fn ranges_are_enforced() {
+        assert!(parse(&["-p", "t", "--mac-ageing", "9"]).is_err());
+        assert!(parse(&["-p", "t", "--mac-ageing", "10"]).is_ok());
+        assert!(parse(&["-p", "t", "--mac-ageing", "1000000"]).is_ok());
+        assert!(parse(&["-p", "t", "--mac-ageing", "1000001"]).is_err());
+        assert!(parse(&["-p", "t", "--mac-table-size", "0"]).is_err());
+        assert!(parse(&["-p", "t", "--mac-table-size", "16777217"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_name_the_value() {
+        let e = parse(&["--port", "bogus:x"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = parse(&[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = parse(&["-p", "t", "--name", "a/b"]).unwrap_err();
+        assert!(e.to_string().contains("a/b"), "{e}");
+    }
+
+    #[test]
+    fn verbosity_maps_to_levels() {
+        let lvl = |args: &[&str]| {
+            let mut all = vec!["-p", "t"];
+            all.extend_from_slice(args);
+            parse(&all).unwrap().log_level()
+        };
+        assert_eq!(lvl(&["-v"]), log::LevelFilter::Debug);
+        assert_eq!(lvl(&["-vv"]), log::LevelFilter::Trace);
+        assert_eq!(lvl(&["-q"]), log::LevelFilter::Warn);
+        assert_eq!(lvl(&["-qq"]), log::LevelFilter::Error);
+        assert_eq!(lvl(&["-qqq"]), log::LevelFilter::Off);
+        assert!(parse(&["-p", "t", "-v", "-q"]).is_err());
+    }
+}

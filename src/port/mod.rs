@@ -1,0 +1,48 @@
+//! Ports: where frames enter and leave the switch. One file per kind; each gives the reactor the
+//! same small interface, so the forwarding core never knows what kind a port is.
+
+pub mod tap;
+
+use std::io;
+
+use mio::{Registry, Token};
+
+pub use tap::TapPort;
+
+/// What a port can take besides complete Ethernet frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// Takes frames with a partial checksum or as GSO super-frames, described by the virtio-net
+    /// header (a TAP with `IFF_VNET_HDR` and offloads on). A port without it only ever receives
+    /// complete frames.
+    pub offloads: bool,
+}
+
+/// A port of the switch.
+///
+/// Frames cross this interface in one buffer layout: a [`crate::wire::VNET_HDR_LEN`]-byte
+/// virtio-net header followed by the Ethernet frame. A port that has no such header on its wire
+/// zeroes it on receive and skips it on send.
+pub trait Port {
+    /// The name users know the port by (the interface name for a TAP).
+    fn name(&self) -> &str;
+
+    /// The kind, as written in a port spec (`tap`, ...).
+    fn kind(&self) -> &'static str;
+
+    fn caps(&self) -> Caps;
+
+    /// Reads one frame into `buf` (header + frame) and returns the bytes used. `WouldBlock`
+    /// means nothing is queued; any error but `WouldBlock` and `Interrupted` means the port is
+    /// gone.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Sends one frame (header + frame). `WouldBlock` and `ENOBUFS` mean "full, try later", `EIO`
+    /// means the link is down; the caller decides which errors end the port.
+    fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// Registers the port's file descriptors for readability with `token`.
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()>;
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()>;
+}

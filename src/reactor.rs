@@ -1,0 +1,414 @@
+//! The event loop: one mio `Poll` for every port, the ageing timer and the signals.
+//!
+//! mio is edge-triggered, so a port reported readable is read until `WouldBlock`, but at most
+//! [`READ_BUDGET`] frames per turn: a port with frames left goes back on the ready list and the
+//! next poll does not wait, so one busy port cannot starve the others. Each frame is read into
+//! the one reusable buffer, handed to the [`Bridge`] for a verdict, and written to the chosen
+//! ports straight from that buffer, virtio-net header included.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::{Events, Poll, Token, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::bridge::{Bridge, BridgeConfig, DropReason, PortId, Verdict};
+use crate::port::Port;
+use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader};
+
+/// Frames read from one port per turn before the others get theirs.
+pub const READ_BUDGET: usize = 64;
+
+/// How often the learning table is swept for expired entries.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Shortest interval between two warnings about the same port's send errors.
+const WARN_INTERVAL: Duration = Duration::from_secs(1);
+
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+const WAKE_TOKEN: Token = Token(usize::MAX - 2);
+
+/// Stops a running [`Reactor`] from another thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // A failed wake leaves the loop asleep until its next timer tick, at most a second.
+        let _ = self.waker.wake();
+    }
+}
+
+struct Slot {
+    port: Box<dyn Port>,
+    last_warning: Option<Instant>,
+}
+
+/// The switch's event loop and everything it owns.
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    bridge: Bridge,
+    slots: Vec<Option<Slot>>,
+    ready: ReadyList,
+    /// Scratch lists kept to avoid allocating on the datapath.
+    batch: Vec<PortId>,
+    targets: Vec<PortId>,
+    /// Ports found dead while sending, removed once the current frame is done.
+    dead: Vec<(PortId, String)>,
+    buf: Box<[u8]>,
+    start: Instant,
+    next_tick: Instant,
+    signals: Option<Signals>,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Reactor {
+    pub fn new(config: BridgeConfig) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
+        let start = Instant::now();
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(256),
+            bridge: Bridge::new(config),
+            slots: Vec::new(),
+            ready: ReadyList::default(),
+            batch: Vec::new(),
+            targets: Vec::new(),
+            dead: Vec::new(),
+            buf: vec![0; FRAME_BUF_LEN].into_boxed_slice(),
+            start,
+            next_tick: start + TICK,
+            signals: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+        })
+    }
+
+    /// Stops the loop on SIGINT or SIGTERM.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        self.poll.registry().register(
+            &mut signals,
+            SIGNAL_TOKEN,
+            mio::Interest::READABLE,
+        )?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            stop: Arc::clone(&self.stop),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    /// Time since the switch started: the clock the bridge runs on.
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The attached port with this number.
+    pub fn port(&self, id: PortId) -> Option<&dyn Port> {
+        self.slot(id).map(|s| &*s.port)
+    }
+
+    /// The number of the attached port called `name`.
+    pub fn port_id(&self, name: &str) -> Option<PortId> {
+        self.bridge
+            .ports()
+            .find(|&id| self.port(id).is_some_and(|p| p.name() == name))
+    }
+
+    /// Attaches a port; it forwards from the next turn of the loop.
+    pub fn add_port(&mut self, mut port: Box<dyn Port>) -> io::Result<PortId> {
+        let id = self.bridge.add_port();
+        if let Err(e) = port.register(self.poll.registry(), Token(id.index())) {
+            self.bridge.remove_port(id);
+            return Err(e);
+        }
+        if self.slots.len() <= id.index() {
+            self.slots.resize_with(id.index() + 1, || None);
+        }
+        info!("port {} ({}) attached as {id}", port.name(), port.kind());
+        self.slots[id.index()] = Some(Slot {
+            port,
+            last_warning: None,
+        });
+        // Frames may have queued before registration; look once.
+        self.ready.push(id);
+        Ok(id)
+    }
+
+    /// Detaches a port: its MAC entries are forgotten, and the port is returned to the caller
+    /// (dropping it closes it).
+    pub fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+        let mut slot = self.slots.get_mut(id.index())?.take()?;
+        self.detach(id, &mut *slot.port);
+        Some(slot.port)
+    }
+
+    fn detach(&mut self, id: PortId, port: &mut dyn Port) {
+        if let Err(e) = port.deregister(self.poll.registry()) {
+            debug!("port {}: deregister: {e}", port.name());
+        }
+        self.ready.forget(id);
+        self.bridge.remove_port(id);
+    }
+
+    fn slot(&self, id: PortId) -> Option<&Slot> {
+        self.slots.get(id.index())?.as_ref()
+    }
+
+    /// Runs until [`StopHandle::stop`] or a handled signal; then returns, leaving the ports
+    /// attached (dropping the reactor closes them).
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            let timeout = if self.ready.is_empty() {
+                self.next_tick.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let mut signalled = false;
+            for event in self.events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => signalled = true,
+                    WAKE_TOKEN => {}
+                    Token(t) => {
+                        if let Ok(id) = u16::try_from(t) {
+                            self.ready.push(PortId(id));
+                        }
+                    }
+                }
+            }
+            if signalled {
+                self.take_signals();
+            }
+            self.service_ready();
+            let now = Instant::now();
+            if now >= self.next_tick {
+                let expired = self.bridge.tick(self.now());
+                if expired > 0 {
+                    debug!("{expired} MAC entries aged out");
+                }
+                self.next_tick = now + TICK;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_signals(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        for signal in signals.pending() {
+            let name = match signal {
+                SIGINT => "SIGINT",
+                SIGTERM => "SIGTERM",
+                _ => continue,
+            };
+            info!("{name} received, shutting down");
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Gives every ready port one turn of at most [`READ_BUDGET`] frames.
+    fn service_ready(&mut self) {
+        self.ready.take_into(&mut self.batch);
+        for i in 0..self.batch.len() {
+            let id = self.batch[i];
+            if self.service(id) {
+                self.ready.push(id);
+            }
+            self.reap_dead();
+        }
+        self.batch.clear();
+    }
+
+    /// Reads up to a budget of frames from one port; returns whether it may have more.
+    fn service(&mut self, id: PortId) -> bool {
+        // The port is taken out of its slot while its frames are handled, so the loop can
+        // borrow the others; it never sends to itself.
+        let Some(mut slot) = self.slots.get_mut(id.index()).and_then(Option::take) else {
+            return false;
+        };
+        let now = self.now();
+        let mut more = true;
+        for _ in 0..READ_BUDGET {
+            match slot.port.recv(&mut self.buf) {
+                Ok(n) => self.handle_frame(id, n, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    more = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!("port {} removed: {}", slot.port.name(), describe_gone(&e));
+                    self.detach(id, &mut *slot.port);
+                    return false;
+                }
+            }
+        }
+        self.slots[id.index()] = Some(slot);
+        more
+    }
+
+    fn handle_frame(&mut self, ingress: PortId, len: usize, now: Duration) {
+        let frame = &self.buf[..len];
+        let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
+        match self.bridge.ingress(ingress, eth, now) {
+            Verdict::Forward(out) => self.transmit(out, len),
+            Verdict::Flood => {
+                let mut targets = std::mem::take(&mut self.targets);
+                targets.extend(self.bridge.flood_targets(ingress));
+                for &out in &targets {
+                    self.transmit(out, len);
+                }
+                targets.clear();
+                self.targets = targets;
+            }
+            Verdict::Drop(_) => {}
+        }
+    }
+
+    /// Sends the first `len` bytes of the buffer to `out`, counting the outcome.
+    fn transmit(&mut self, out: PortId, len: usize) {
+        let Some(slot) = self.slots.get_mut(out.index()).and_then(Option::as_mut) else {
+            return;
+        };
+        let frame = &self.buf[..len];
+        let bytes = len - VNET_HDR_LEN;
+        if !slot.port.caps().offloads && !VnetHeader::new_unchecked(frame).is_complete() {
+            self.bridge.count_drop(out, DropReason::NoOffload);
+            return;
+        }
+        let err = match slot.port.send(frame) {
+            Ok(()) => {
+                self.bridge.count_tx(out, bytes);
+                return;
+            }
+            Err(e) => e,
+        };
+        let reason = match classify_send_error(&err) {
+            SendFailure::Gone => {
+                self.bridge.count_drop(out, DropReason::TxError);
+                if !self.dead.iter().any(|(id, _)| *id == out) {
+                    self.dead.push((out, describe_gone(&err)));
+                }
+                return;
+            }
+            SendFailure::Drop(reason) => reason,
+        };
+        self.bridge.count_drop(out, reason);
+        if reason == DropReason::LinkDown {
+            // A link that is down (a host that has not brought its side up) is a state, not a
+            // fault: counted, logged only when asked for.
+            debug!("port {}: link down, frame dropped", slot.port.name());
+            return;
+        }
+        let now = Instant::now();
+        if slot
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= WARN_INTERVAL)
+        {
+            slot.last_warning = Some(now);
+            warn!("port {}: dropping frames ({reason}): {err}", slot.port.name());
+        }
+    }
+
+    fn reap_dead(&mut self) {
+        while let Some((id, why)) = self.dead.pop() {
+            if let Some(port) = self.remove_port(id) {
+                warn!("port {} removed: {why}", port.name());
+            }
+        }
+    }
+}
+
+/// Ports to read this turn: signalled by epoll, or left with frames by the last turn. Each port
+/// is on the list at most once.
+#[derive(Default)]
+struct ReadyList {
+    list: Vec<PortId>,
+    queued: Vec<bool>,
+}
+
+impl ReadyList {
+    fn push(&mut self, id: PortId) {
+        if self.queued.len() <= id.index() {
+            self.queued.resize(id.index() + 1, false);
+        }
+        if !self.queued[id.index()] {
+            self.queued[id.index()] = true;
+            self.list.push(id);
+        }
+    }
+
+    /// Removes a port that left the switch.
+    fn forget(&mut self, id: PortId) {
+        if self.queued.get(id.index()).copied().unwrap_or(false) {
+            self.queued[id.index()] = false;
+            self.list.retain(|&p| p != id);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Moves the whole list into `out` (which must be empty) and empties it.
+    fn take_into(&mut self, out: &mut Vec<PortId>) {
+        for &id in &self.list {
+            self.queued[id.index()] = false;
+        }
+        std::mem::swap(&mut self.list, out);
+    }
+}
+
+enum SendFailure {
+    /// The port's device or peer is gone for good.
+    Gone,
+    Drop(DropReason),
+}
+
+fn classify_send_error(e: &io::Error) -> SendFailure {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        return SendFailure::Drop(DropReason::TxFull);
+    }
+    match e.raw_os_error() {
+        Some(libc::ENOBUFS | libc::ENOMEM) => SendFailure::Drop(DropReason::TxFull),
+        Some(libc::EIO) => SendFailure::Drop(DropReason::LinkDown),
+        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE | libc::ECONNRESET) => {
+            SendFailure::Gone
+        }
+        _ => SendFailure::Drop(DropReason::TxError),
+    }
+}
+
+fn describe_gone(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EBADFD) => format!("its device was deleted ({e})"),
+        _ => e.to_string(),
+    }
+}
