@@ -157,7 +157,11 @@ pub struct Config {
 
 impl Config {
     /// Checks what no single field can: at least one port, and no port twice.
-    pub fn new(name: String, ports: Vec<PortSpec>, bridge: BridgeConfig) -> Result<Self, ConfigError> {
+    pub fn new(
+        name: String,
+        ports: Vec<PortSpec>,
+        bridge: BridgeConfig,
+    ) -> Result<Self, ConfigError> {
         if ports.is_empty() {
             return Err(ConfigError::NoPorts);
         }

@@ -9,7 +9,7 @@
 pub mod bridge;
 pub mod cli;
 pub mod config;
-pub mod wire;
 pub mod port;
 pub mod reactor;
 pub mod sys;
+pub mod wire;

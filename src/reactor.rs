@@ -20,7 +20,8 @@ use crate::bridge::{Bridge, BridgeConfig, DropReason, PortId, Verdict};
 use crate::port::Port;
 use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader};
 
-/// Frames read from one port per turn before the others get theirs.
+/// Frames read from one port per turn before the others get theirs, unless set otherwise with
+/// [`Reactor::set_read_budget`].
 pub const READ_BUDGET: usize = 64;
 
 /// How often the learning table is swept for expired entries.
@@ -65,6 +66,7 @@ pub struct Reactor {
     /// Ports found dead while sending, removed once the current frame is done.
     dead: Vec<(PortId, String)>,
     buf: Box<[u8]>,
+    read_budget: usize,
     start: Instant,
     next_tick: Instant,
     signals: Option<Signals>,
@@ -87,6 +89,7 @@ impl Reactor {
             targets: Vec::new(),
             dead: Vec::new(),
             buf: vec![0; FRAME_BUF_LEN].into_boxed_slice(),
+            read_budget: READ_BUDGET,
             start,
             next_tick: start + TICK,
             signals: None,
@@ -98,13 +101,16 @@ impl Reactor {
     /// Stops the loop on SIGINT or SIGTERM.
     pub fn handle_signals(&mut self) -> io::Result<()> {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        self.poll.registry().register(
-            &mut signals,
-            SIGNAL_TOKEN,
-            mio::Interest::READABLE,
-        )?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
+    }
+
+    /// Sets how many frames one port may deliver per turn (at least 1).
+    pub fn set_read_budget(&mut self, frames: usize) {
+        self.read_budget = frames.max(1);
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -233,7 +239,7 @@ impl Reactor {
         }
     }
 
-    /// Gives every ready port one turn of at most [`READ_BUDGET`] frames.
+    /// Gives every ready port one turn of at most a read budget of frames.
     fn service_ready(&mut self) {
         self.ready.take_into(&mut self.batch);
         for i in 0..self.batch.len() {
@@ -255,7 +261,7 @@ impl Reactor {
         };
         let now = self.now();
         let mut more = true;
-        for _ in 0..READ_BUDGET {
+        for _ in 0..self.read_budget {
             match slot.port.recv(&mut self.buf) {
                 Ok(n) => self.handle_frame(id, n, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -333,7 +339,10 @@ impl Reactor {
             .is_none_or(|t| now.duration_since(t) >= WARN_INTERVAL)
         {
             slot.last_warning = Some(now);
-            warn!("port {}: dropping frames ({reason}): {err}", slot.port.name());
+            warn!(
+                "port {}: dropping frames ({reason}): {err}",
+                slot.port.name()
+            );
         }
     }
 

@@ -194,8 +194,7 @@ impl Fdb {
         for port in 0..self.lru.len() {
             loop {
                 let idx = self.lru[port].head;
-                if idx == NIL || now.saturating_sub(self.entries[idx as usize].seen) < self.ageing
-                {
+                if idx == NIL || now.saturating_sub(self.entries[idx as usize].seen) < self.ageing {
                     break;
                 }
                 self.remove(idx);
@@ -209,7 +208,12 @@ impl Fdb {
     /// Removes every entry of `port` (it left the switch); returns how many went.
     pub fn remove_port(&mut self, port: PortId) -> usize {
         let mut removed = 0;
-        while let Some(idx) = self.lru.get(port.index()).map(|l| l.head).filter(|&i| i != NIL) {
+        while let Some(idx) = self
+            .lru
+            .get(port.index())
+            .map(|l| l.head)
+            .filter(|&i| i != NIL)
+        {
             self.remove(idx);
             removed += 1;
         }
@@ -242,7 +246,8 @@ impl Fdb {
     }
 
     fn evict_one(&mut self) {
-        let Some(port) = (0..self.lru.len()).max_by_key(|&p| (self.lru[p].len, std::cmp::Reverse(p)))
+        let Some(port) =
+            (0..self.lru.len()).max_by_key(|&p| (self.lru[p].len, std::cmp::Reverse(p)))
         else {
             return;
         };
@@ -401,7 +406,10 @@ mod tests {
         // A newcomer on another port also evicts from the biggest port.
         fdb.learn(0, mac(300), P1, t(5));
         assert_eq!(fdb.lookup(0, mac(2)), None);
-        assert_eq!((fdb.port_len(P0), fdb.port_len(P1), fdb.port_len(P2)), (1, 2, 1));
+        assert_eq!(
+            (fdb.port_len(P0), fdb.port_len(P1), fdb.port_len(P2)),
+            (1, 2, 1)
+        );
     }
 
     #[test]
@@ -466,8 +474,18 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                FdbEntry { vlan: 7, mac: mac(1), port: P0, age: 7 },
-                FdbEntry { vlan: 0, mac: mac(2), port: P1, age: 5 },
+                FdbEntry {
+                    vlan: 7,
+                    mac: mac(1),
+                    port: P0,
+                    age: 7
+                },
+                FdbEntry {
+                    vlan: 0,
+                    mac: mac(2),
+                    port: P1,
+                    age: 5
+                },
             ]
         );
         assert!(fdb.remove_mac(7, mac(1)));

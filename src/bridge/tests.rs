@@ -76,7 +76,10 @@ fn reserved_destinations_are_never_forwarded() {
     // 01:80:c2:00:00:10 and up are ordinary multicast.
     let dst = [0x01, 0x80, 0xc2, 0, 0, 0x10];
     assert_eq!(b.ingress(p[0], &frame(dst, A), t(0)), Verdict::Flood);
-    assert_eq!(b.port_stats(p[0]).unwrap().drops(DropReason::ReservedDest), 16);
+    assert_eq!(
+        b.port_stats(p[0]).unwrap().drops(DropReason::ReservedDest),
+        16
+    );
     // The sender was still learned, as the kernel bridge does.
     assert_eq!(b.fdb().lookup(0, MacAddr(A)), Some(p[0]));
 }
@@ -91,7 +94,10 @@ fn invalid_sources_are_dropped_and_not_learned() {
         );
     }
     assert!(b.fdb().is_empty());
-    assert_eq!(b.port_stats(p[0]).unwrap().drops(DropReason::InvalidSource), 3);
+    assert_eq!(
+        b.port_stats(p[0]).unwrap().drops(DropReason::InvalidSource),
+        3
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub struct Caps {
 /// Frames cross this interface in one buffer layout: a [`crate::wire::VNET_HDR_LEN`]-byte
 /// virtio-net header followed by the Ethernet frame. A port that has no such header on its wire
 /// zeroes it on receive and skips it on send.
-pub trait Port {
+pub trait Port: Send {
     /// The name users know the port by (the interface name for a TAP).
     fn name(&self) -> &str;
 

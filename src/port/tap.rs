@@ -107,7 +107,10 @@ impl Port for TapPort {
         if n == frame.len() {
             Ok(())
         } else {
-            Err(io::Error::other(format!("short write: {n} of {} bytes", frame.len())))
+            Err(io::Error::other(format!(
+                "short write: {n} of {} bytes",
+                frame.len()
+            )))
         }
     }
 
@@ -127,7 +130,10 @@ impl Port for TapPort {
 impl Drop for TapPort {
     fn drop(&mut self) {
         if self.tap.is_persistent() {
-            debug!("closing TAP {}; it is persistent and stays", self.tap.name());
+            debug!(
+                "closing TAP {}; it is persistent and stays",
+                self.tap.name()
+            );
         } else {
             debug!("closing TAP {}; the kernel deletes it", self.tap.name());
         }

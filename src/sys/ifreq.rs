@@ -111,7 +111,13 @@ mod tests {
         ));
         assert!(matches!(IfName::new("."), Err(InvalidIfName::Reserved(_))));
         assert!(matches!(IfName::new(".."), Err(InvalidIfName::Reserved(_))));
-        for (bad, c) in [("a/b", '/'), ("a:b", ':'), ("a b", ' '), ("a\tb", '\t'), ("a\0", '\0')] {
+        for (bad, c) in [
+            ("a/b", '/'),
+            ("a:b", ':'),
+            ("a b", ' '),
+            ("a\tb", '\t'),
+            ("a\0", '\0'),
+        ] {
             assert_eq!(IfName::new(bad), Err(InvalidIfName::BadChar(bad.into(), c)));
         }
     }

@@ -234,7 +234,10 @@ mod tests {
 
     #[test]
     fn rejects_short_buffers() {
-        assert_eq!(VnetHeader::new_checked(&[0u8; 11][..]).unwrap_err(), Truncated);
+        assert_eq!(
+            VnetHeader::new_checked(&[0u8; 11][..]).unwrap_err(),
+            Truncated
+        );
         assert!(VnetHeader::new_checked(&[0u8; 12][..]).is_ok());
     }
 
