@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The system tools vswitch's lab and tests use, and how to get them.
+#
+#   scripts/deps.sh check     list what is missing (exit 1 if anything is)
+#   scripts/deps.sh install   install what is missing with apt-get (root)
+#
+# One list for everything: .ci/run, scripts/test.sh and scripts/lab.sh all come through here.
+set -euo pipefail
+
+# command  Debian package
+DEPS="
+ip        iproute2
+ping      iputils-ping
+tcpdump   tcpdump
+iperf3    iperf3
+setpriv   util-linux
+unshare   util-linux
+timeout   coreutils
+"
+
+missing_packages() {
+  local cmd pkg out=""
+  while read -r cmd pkg; do
+    [ -n "$cmd" ] || continue
+    command -v "$cmd" >/dev/null 2>&1 || out="$out $pkg"
+  done <<<"$DEPS"
+  echo "$out" | tr ' ' '\n' | sort -u | tr '\n' ' ' | sed 's/^ *//; s/ *$//'
+}
+
+case "${1:-check}" in
+  check)
+    missing=$(missing_packages)
+    if [ -n "$missing" ]; then
+      echo "missing packages: $missing (install: sudo $0 install)" >&2
+      exit 1
+    fi
+    ;;
+  install)
+    missing=$(missing_packages)
+    [ -z "$missing" ] && exit 0
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "missing packages: $missing; run: sudo $0 install" >&2
+      exit 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+      echo "missing packages: $missing; install them with your package manager" >&2
+      exit 1
+    fi
+    echo "installing: $missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    ;;
+  *)
+    echo "usage: $0 check|install" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,490 @@
+//! A lab for end-to-end tests: network namespaces made by the test, the real `vswitchd` binary in
+//! a namespace of its own, and hosts whose interfaces are the switch's TAPs.
+//!
+//! Safety rules (design.md §5): nothing here touches the root namespace's interfaces, addresses
+//! or routes; every name carries a prefix unique to this process and lab; every external command
+//! runs under `timeout`; `Drop` stops the processes the lab started (by pid) and deletes its
+//! namespaces, also when a test fails.
+
+#![allow(dead_code)] // Each test binary uses a different part of the lab.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
+
+/// Seconds any single external command may take.
+const CMD_TIMEOUT: &str = "30";
+
+/// Whether end-to-end tests can run here. They need root for namespaces and TAPs; without it
+/// they are skipped with a message, unless `VSWITCH_E2E=require` (CI) makes that a failure.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
+        panic!("{test}: end-to-end tests need root (VSWITCH_E2E=require)");
+    }
+    eprintln!("{test}: skipped, needs root (run the suite with sudo; see README)");
+    false
+}
+
+/// Runs a command under `timeout`, returning its output.
+pub fn run(args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg(CMD_TIMEOUT)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+/// Runs a command that must succeed.
+pub fn sh(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits at most `limit` for a child to exit; `None` if it is still running.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    wait_until(limit, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
+/// Stops a child we started: SIGTERM, then SIGKILL after `grace`. Returns its exit status.
+pub fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    if let Some(status) = wait_exit(child, grace) {
+        return Some(status);
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// A host: a namespace holding one of the switch's TAPs as its interface.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub ns: String,
+    pub ifname: String,
+    pub ip: String,
+    pub mac: String,
+}
+
+impl Host {
+    /// Runs a command inside the host's namespace.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["ip", "netns", "exec", &self.ns];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    pub fn sh(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "netns", "exec", &self.ns];
+        all.extend_from_slice(args);
+        sh(&all)
+    }
+
+    /// Pings `ip` `count` times (0.2 s apart, 2 s wait each); whether all replies came.
+    pub fn ping(&self, ip: &str, count: u32) -> bool {
+        let count = count.to_string();
+        self.run(&["ping", "-n", "-q", "-c", &count, "-i", "0.2", "-W", "2", ip])
+            .status
+            .success()
+    }
+
+    /// Pings until one reply comes (bounded): the first frames may race the link coming up.
+    pub fn ping_eventually(&self, ip: &str) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            self.run(&["ping", "-n", "-q", "-c", "1", "-W", "1", ip])
+                .status
+                .success()
+        })
+    }
+
+    /// Pins `other`'s MAC in this host's neighbour table, so no ARP traffic is needed.
+    pub fn pin_neighbour(&self, other: &Host) {
+        self.sh(&[
+            "ip",
+            "neigh",
+            "replace",
+            &other.ip,
+            "lladdr",
+            &other.mac,
+            "nud",
+            "permanent",
+            "dev",
+            &self.ifname,
+        ]);
+    }
+
+    /// Starts tcpdump on the host's interface, writing `filter`ed frames to a pcap file.
+    pub fn capture(&self, filter: &str, path: &Path) -> Capture {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args([
+                "timeout",
+                "120",
+                "tcpdump",
+                "-i",
+                &self.ifname,
+                "-n",
+                "-U",
+                "--immediate-mode",
+                "-s",
+                "128",
+            ])
+            .arg("-w")
+            .arg(path)
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump (apt install tcpdump)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // tcpdump says "listening on" once its socket is bound; only then is nothing missed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("listening on") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("tcpdump in {} did not start", self.ns);
+                }
+            }
+        }
+        Capture {
+            child,
+            path: path.to_owned(),
+        }
+    }
+}
+
+/// A running tcpdump.
+pub struct Capture {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Capture {
+    /// Stops the capture and returns the original length of every frame it saw.
+    pub fn finish(mut self) -> Vec<u32> {
+        // Let frames in flight land first.
+        std::thread::sleep(Duration::from_millis(300));
+        stop_child(&mut self.child, Duration::from_secs(5));
+        pcap_frame_lengths(&self.path)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// Original lengths of the frames in a classic pcap file (what tcpdump -w writes).
+pub fn pcap_frame_lengths(path: &Path) -> Vec<u32> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert!(
+        bytes.len() >= 24,
+        "pcap file {} is too short",
+        path.display()
+    );
+    let magic = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+    let le = match magic {
+        0xa1b2c3d4 | 0xa1b23c4d => true,
+        0xd4c3b2a1 | 0x4d3cb2a1 => false,
+        _ => panic!("{} is not a pcap file", path.display()),
+    };
+    let u32_at = |at: usize| {
+        let b: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    };
+    let mut lengths = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = u32_at(at + 8) as usize;
+        lengths.push(u32_at(at + 12));
+        at += 16 + incl;
+    }
+    lengths
+}
+
+/// The switch process and the namespaces around it.
+pub struct Lab {
+    pub prefix: String,
+    pub sw_ns: String,
+    pub hosts: Vec<Host>,
+    namespaces: Vec<String>,
+    switch: Option<Child>,
+    pub dir: PathBuf,
+    subnet: u8,
+}
+
+impl Lab {
+    /// A lab with only the switch's namespace. Names start with `v` + 5 hex digits of the pid
+    /// + 2 of a counter: unique across parallel tests, and `{prefix}t12` fits in 15 bytes.
+    pub fn new() -> Lab {
+        let n = LABS.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("v{:05x}{:02x}", std::process::id() & 0xfffff, n & 0xff);
+        let dir = std::env::temp_dir().join(format!("vswitch-test-{prefix}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lab = Lab {
+            sw_ns: format!("{prefix}sw"),
+            prefix,
+            hosts: Vec::new(),
+            namespaces: Vec::new(),
+            switch: None,
+            dir,
+            subnet: 10 + (n % 200) as u8,
+        };
+        let sw = lab.sw_ns.clone();
+        lab.add_namespace(&sw);
+        lab
+    }
+
+    fn add_namespace(&mut self, ns: &str) {
+        sh(&["ip", "netns", "add", ns]);
+        self.namespaces.push(ns.to_owned());
+        sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        // No IPv6: its router solicitations and DAD would teach the switch behind the tests'
+        // backs and make "no traffic" windows noisy.
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]);
+    }
+
+    /// The TAP name of host `i` (1-based).
+    pub fn tap(&self, i: usize) -> String {
+        format!("{}t{i}", self.prefix)
+    }
+
+    /// The IPv4 address of host `i`.
+    pub fn ip(&self, i: usize) -> String {
+        format!("10.{}.0.{i}", self.subnet)
+    }
+
+    pub fn broadcast(&self) -> String {
+        format!("10.{}.0.255", self.subnet)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("vswitchd.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A command that runs `vswitchd` inside the switch's namespace.
+    pub fn vswitchd_command(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.sw_ns, VSWITCHD])
+            .args(args);
+        cmd
+    }
+
+    /// Starts `vswitchd` with `--port` for TAPs 1..=n and `extra` flags, and waits until its
+    /// TAPs exist.
+    pub fn start_switch(&mut self, n: usize, extra: &[&str]) {
+        let mut args: Vec<String> = (1..=n)
+            .flat_map(|i| ["--port".into(), self.tap(i)])
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("-v".into());
+        let log = File::create(self.log_path()).unwrap();
+        let child = self
+            .vswitchd_command(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start vswitchd");
+        self.switch = Some(child);
+        let taps: Vec<String> = (1..=n).map(|i| self.tap(i)).collect();
+        let ready = wait_until(Duration::from_secs(10), || {
+            if let Some(status) = self.switch.as_mut().unwrap().try_wait().ok().flatten() {
+                panic!("vswitchd exited at start ({status}):\n{}", self.log());
+            }
+            self.log().contains("switching between")
+                && taps.iter().all(|t| self.link_exists(&self.sw_ns, t))
+        });
+        assert!(ready, "vswitchd did not come up:\n{}", self.log());
+    }
+
+    pub fn link_exists(&self, ns: &str, ifname: &str) -> bool {
+        run(&["ip", "-n", ns, "link", "show", "dev", ifname])
+            .status
+            .success()
+    }
+
+    /// Moves TAP `i` into a new namespace as host `i`'s interface, with an address and the
+    /// given MTU, and brings it up.
+    pub fn add_host(&mut self, i: usize, mtu: u32) -> Host {
+        let ns = format!("{}h{i}", self.prefix);
+        self.add_namespace(&ns);
+        let tap = self.tap(i);
+        sh(&["ip", "-n", &self.sw_ns, "link", "set", &tap, "netns", &ns]);
+        let addr = format!("{}/24", self.ip(i));
+        sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &tap]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "link",
+            "set",
+            &tap,
+            "mtu",
+            &mtu.to_string(),
+            "up",
+        ]);
+        let out = sh(&["ip", "-n", &ns, "-br", "link", "show", "dev", &tap]);
+        let mac = out
+            .split_whitespace()
+            .nth(2)
+            .expect("MAC in `ip -br link` output")
+            .to_owned();
+        let host = Host {
+            ns,
+            ifname: tap,
+            ip: self.ip(i),
+            mac,
+        };
+        self.hosts.push(host.clone());
+        host
+    }
+
+    /// Starts a switch with `n` TAPs and makes each a host with MTU 1500.
+    pub fn with_hosts(n: usize, extra: &[&str]) -> (Lab, Vec<Host>) {
+        let mut lab = Lab::new();
+        lab.start_switch(n, extra);
+        let hosts = (1..=n).map(|i| lab.add_host(i, 1500)).collect();
+        (lab, hosts)
+    }
+
+    pub fn switch_pid(&self) -> u32 {
+        self.switch.as_ref().expect("switch started").id()
+    }
+
+    /// Whether the switch process is still running.
+    pub fn switch_running(&mut self) -> bool {
+        matches!(self.switch.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Waits at most `limit` for the switch to exit by itself.
+    pub fn wait_switch_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let status = wait_exit(self.switch.as_mut()?, limit);
+        if status.is_some() {
+            self.switch = None;
+        }
+        status
+    }
+
+    /// Sends SIGTERM to the switch and returns its exit status (SIGKILL after 10 s).
+    pub fn stop_switch(&mut self) -> Option<ExitStatus> {
+        let mut child = self.switch.take()?;
+        stop_child(&mut child, Duration::from_secs(10))
+    }
+
+    /// Deletes one namespace early (as a user deleting a host would).
+    pub fn delete_namespace(&mut self, ns: &str) {
+        sh(&["ip", "netns", "del", ns]);
+        self.namespaces.retain(|n| n != ns);
+    }
+
+    /// Runs `f` with the calling thread inside `host`'s network namespace (on a fresh thread,
+    /// so the test thread's namespace never changes).
+    pub fn in_netns<T: Send + 'static>(
+        host: &Host,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", host.ns);
+        std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            f()
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.switch.take() {
+            stop_child(&mut child, Duration::from_secs(10));
+        }
+        for ns in self.namespaces.drain(..).rev() {
+            let _ = run(&["ip", "netns", "del", &ns]);
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "vswitchd log ({}):\n{}",
+                self.log_path().display(),
+                self.log()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,314 @@
+//! End to end: the real `vswitchd` binary, real TAPs, hosts in network namespaces.
+//! Needs root (see `common::root_or_skip`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Host, Lab, root_or_skip, sh, stop_child, wait_until};
+
+#[test]
+fn hosts_ping_every_pair_and_known_unicast_is_not_flooded() {
+    if !root_or_skip("hosts_ping_every_pair") {
+        return;
+    }
+    let (lab, h) = Lab::with_hosts(3, &[]);
+    assert!(h[0].ping_eventually(&h[1].ip));
+    for a in &h {
+        for b in &h {
+            if a.ns != b.ns {
+                assert!(a.ping(&b.ip, 2), "{} cannot ping {}", a.ns, b.ip);
+            }
+        }
+    }
+
+    // Every MAC is learned now: h1 -> h2 echo traffic must not reach h3.
+    let pcap = lab.dir.join("h3.pcap");
+    let capture = h[2].capture("icmp", &pcap);
+    assert!(h[0].ping(&h[1].ip, 5));
+    let seen = capture.finish();
+    assert!(
+        seen.is_empty(),
+        "h3 saw {} ICMP frames of h1<->h2",
+        seen.len()
+    );
+
+    // Broadcast does reach h3 (hosts ignore broadcast echo, but the frames arrive).
+    let capture = h[2].capture("icmp", &pcap);
+    h[0].run(&[
+        "ping",
+        "-n",
+        "-q",
+        "-b",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        &lab.broadcast(),
+    ]);
+    let seen = capture.finish();
+    assert_eq!(seen.len(), 3, "h3 should see each broadcast echo request");
+}
+
+#[test]
+fn learned_entries_age_out_and_unknown_unicast_floods_again() {
+    if !root_or_skip("learned_entries_age_out") {
+        return;
+    }
+    let (lab, h) = Lab::with_hosts(3, &["--mac-ageing", "10"]);
+    // Pinned neighbours: no ARP, so after the first exchange the hosts are silent.
+    h[0].pin_neighbour(&h[1]);
+    h[1].pin_neighbour(&h[0]);
+    assert!(h[1].ping_eventually(&h[0].ip));
+
+    let pcap = lab.dir.join("h3.pcap");
+    let capture = h[2].capture("icmp", &pcap);
+    assert!(h[0].ping(&h[1].ip, 1));
+    assert!(capture.finish().is_empty(), "known unicast reached h3");
+
+    // 10 s of ageing, plus up to 1 s until the sweep, plus margin; nobody talks meanwhile.
+    std::thread::sleep(Duration::from_millis(12_500));
+    let capture = h[2].capture("icmp", &pcap);
+    assert!(h[0].ping(&h[1].ip, 1));
+    let seen = capture.finish();
+    assert_eq!(
+        seen.len(),
+        1,
+        "after ageing, h1's echo request to h2 should be flooded to h3 (and only it)"
+    );
+}
+
+/// Pseudo-random bytes, the same for the same seed.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Sends `data` over TCP from `from` to `to` (port 7001); returns what `to` received.
+fn tcp_transfer(from: &Host, to: &Host, data: Vec<u8>) -> Vec<u8> {
+    let addr: SocketAddr = format!("{}:7001", to.ip).parse().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = Lab::in_netns(to, move || {
+        let listener = TcpListener::bind(addr).expect("bind in host namespace");
+        listener.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut stream, _) = loop {
+            match listener.accept() {
+                Ok(conn) => break conn,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "no connection within 20 s");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("read the transfer");
+        got
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server ready");
+    let client = Lab::in_netns(from, move || {
+        let mut stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(&data).expect("write the transfer");
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    client.join().expect("client thread");
+    server.join().expect("server thread")
+}
+
+#[test]
+fn tcp_with_offloads_on_delivers_every_byte() {
+    if !root_or_skip("tcp_with_offloads_on") {
+        return;
+    }
+    let (lab, h) = Lab::with_hosts(2, &[]);
+    assert!(h[0].ping_eventually(&h[1].ip));
+
+    // The TAPs offer TSO and checksum offload, so the kernel hands over 64 KiB super-frames with
+    // partial checksums. Capturing at the receiver shows they crossed the switch as such.
+    let pcap = lab.dir.join("h2.pcap");
+    let capture = h[1].capture("tcp port 7001", &pcap);
+    let data = payload(32 << 20, 7);
+    let want = fnv1a(&data);
+    let got = tcp_transfer(&h[0], &h[1], data);
+    let lengths = capture.finish();
+    assert_eq!(got.len(), 32 << 20);
+    assert_eq!(
+        fnv1a(&got),
+        want,
+        "h2 received different bytes than h1 sent"
+    );
+    let biggest = lengths.iter().copied().max().unwrap_or(0);
+    assert!(
+        biggest > 1514,
+        "no GSO super-frame reached h2 (largest frame {biggest} bytes): offloads are not passing"
+    );
+
+    // And the other way round.
+    let data = payload(8 << 20, 11);
+    let want = fnv1a(&data);
+    let got = tcp_transfer(&h[1], &h[0], data);
+    assert_eq!(
+        fnv1a(&got),
+        want,
+        "h1 received different bytes than h2 sent"
+    );
+}
+
+#[test]
+fn iperf3_through_the_switch() {
+    if !root_or_skip("iperf3_through_the_switch") {
+        return;
+    }
+    let (_lab, h) = Lab::with_hosts(2, &[]);
+    assert!(h[0].ping_eventually(&h[1].ip));
+    let mut server = Command::new("ip")
+        .args([
+            "netns", "exec", &h[1].ns, "timeout", "60", "iperf3", "-s", "-1", "-p", "7002",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 (apt install iperf3)");
+    let mut report = None;
+    wait_until(Duration::from_secs(10), || {
+        let out = h[0].run(&["iperf3", "-c", &h[1].ip, "-p", "7002", "-t", "3", "-J"]);
+        if out.status.success() {
+            report = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        report.is_some()
+    });
+    stop_child(&mut server, Duration::from_secs(5));
+    let report = report.expect("iperf3 client never completed");
+    let json: serde_json::Value = serde_json::from_str(&report).expect("iperf3 -J output");
+    let bps = json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("bits_per_second");
+    let retransmits = json["end"]["sum_sent"]["retransmits"].as_u64().unwrap_or(0);
+    eprintln!(
+        "iperf3 through vswitchd: {:.2} Gbit/s, {retransmits} retransmits (reference only)",
+        bps / 1e9
+    );
+    assert!(bps > 0.0);
+}
+
+#[test]
+fn jumbo_frames_cross_the_switch() {
+    if !root_or_skip("jumbo_frames_cross_the_switch") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start_switch(2, &[]);
+    let h1 = lab.add_host(1, 9000);
+    let h2 = lab.add_host(2, 9000);
+    assert!(h1.ping_eventually(&h2.ip));
+    let out = h1.run(&[
+        "ping", "-n", "-q", "-M", "do", "-s", "8972", "-c", "3", "-i", "0.2", "-W", "2", &h2.ip,
+    ]);
+    assert!(
+        out.status.success(),
+        "8972-byte pings failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_deleted_host_namespace_removes_its_port_and_the_rest_keep_forwarding() {
+    if !root_or_skip("a_deleted_host_namespace") {
+        return;
+    }
+    let (mut lab, h) = Lab::with_hosts(3, &[]);
+    assert!(h[0].ping_eventually(&h[1].ip));
+    assert!(h[0].ping_eventually(&h[2].ip));
+    lab.delete_namespace(&h[2].ns);
+    let gone = format!("port {} removed", h[2].ifname);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.log().contains(&gone)),
+        "vswitchd did not report the port gone:\n{}",
+        lab.log()
+    );
+    assert!(lab.switch_running(), "vswitchd exited:\n{}", lab.log());
+    assert!(h[0].ping(&h[1].ip, 3));
+    assert!(h[1].ping(&h[0].ip, 3));
+    assert_eq!(lab.log().matches(" removed").count(), 1, "{}", lab.log());
+}
+
+#[test]
+fn sigterm_exits_zero_deleting_created_taps_and_keeping_persistent_ones() {
+    if !root_or_skip("sigterm_exits_zero") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let persistent = lab.tap(1);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.sw_ns,
+        "tuntap",
+        "add",
+        "dev",
+        &persistent,
+        "mode",
+        "tap",
+    ]);
+    lab.start_switch(2, &[]);
+    let created = lab.tap(2);
+    assert!(lab.log().contains("switching between 2 ports"));
+    let status = lab.stop_switch().expect("vswitchd status");
+    assert_eq!(status.code(), Some(0), "exit status; log:\n{}", lab.log());
+    assert!(
+        !lab.link_exists(&lab.sw_ns, &created),
+        "the TAP vswitchd created is still there"
+    );
+    assert!(
+        lab.link_exists(&lab.sw_ns, &persistent),
+        "the persistent TAP vswitchd attached to was deleted"
+    );
+    assert!(lab.log().contains("SIGTERM received"), "{}", lab.log());
+}
+
+#[test]
+fn sigint_also_exits_zero() {
+    if !root_or_skip("sigint_also_exits_zero") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start_switch(1, &[]);
+    let pid = nix::unistd::Pid::from_raw(lab.switch_pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = lab
+        .wait_switch_exit(Duration::from_secs(10))
+        .expect("vswitchd did not exit on SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", lab.log());
+    assert!(!lab.link_exists(&lab.sw_ns, &lab.tap(1)));
+}
