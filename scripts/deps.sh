@@ -10,6 +10,7 @@ set -euo pipefail
 # command  Debian package
 DEPS="
 ip        iproute2
+sysctl    procps
 ping      iputils-ping
 tcpdump   tcpdump
 iperf3    iperf3

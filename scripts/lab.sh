@@ -12,12 +12,14 @@
 # runs in vs-sw, so its TAPs are never created in the root namespace; nothing else on the machine
 # is touched. Running `up` on a lab that is up rebuilds it; `down` is safe to run any time.
 #
-# Environment: VS_LAB_PREFIX (default "vs") names the lab, so two labs can coexist;
+# Environment: VS_LAB_PREFIX (default "vs", 1-6 of a-z0-9) names the lab, so two labs can coexist;
 # VSWITCHD is the binary to run (default: target/release/vswitchd, built if missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=${VS_LAB_PREFIX:-vs}
+# The prefix ends up in paths that `down` removes and in 15-byte interface names: keep it tame.
+[[ "$PREFIX" =~ ^[a-z0-9]{1,6}$ ]] || { echo "lab: VS_LAB_PREFIX must be 1-6 of a-z0-9" >&2; exit 2; }
 SW_NS="$PREFIX-sw"
 STATE="/run/vswitch-lab/$PREFIX"
 SUBNET=10.0.0
@@ -51,7 +53,7 @@ binary() {
   local bin="$ROOT/target/release/vswitchd"
   if [ ! -x "$bin" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" -newer "$bin" 2>/dev/null | head -1)" ]; then
     say "building vswitchd (cargo build --release)" >&2
-    (cd "$ROOT" && cargo build --release --quiet --bin vswitchd) >&2 || die "build failed"
+    (cd "$ROOT" && cargo build --release --quiet --bins) >&2 || die "build failed"
   fi
   echo "$bin"
 }
@@ -84,7 +86,8 @@ cmd_up() {
     cmd_down >/dev/null
   fi
   mkdir -p "$STATE"
-  trap 'echo "lab: up failed; cleaning up" >&2; cmd_down >/dev/null' ERR
+  # Whatever ends `up` early (a failed command, a die, a signal) takes the half-built lab down.
+  trap 'echo "lab: up failed; cleaning up" >&2; cmd_down >/dev/null' EXIT
 
   ip netns add "$SW_NS"
   ip -n "$SW_NS" link set lo up
@@ -109,8 +112,9 @@ cmd_up() {
     ip -n "$ns" addr add "$SUBNET.$i/24" dev "$(tap "$i")"
     ip -n "$ns" link set "$(tap "$i")" up
   done
-  trap - ERR
+  trap - EXIT
   say "up: vswitchd pid $pid in namespace $SW_NS, log $STATE/vswitchd.log"
+  say "  inspect it: vswitchctl -n $PREFIX-lab show"
   for i in $(seq "$n"); do
     say "  $(host_ns "$i"): $(tap "$i") $SUBNET.$i/24   (ip netns exec $(host_ns "$i") bash)"
   done
@@ -125,9 +129,8 @@ cmd_ping() {
   for i in $all; do
     for j in $all; do
       [ "$i" = "$j" ] && continue
-      # The first ping may wait for ARP; allow three tries within 6 s.
-      if out=$(ip netns exec "$(host_ns "$i")" ping -n -c 3 -i 0.2 -w 6 -W 2 "$SUBNET.$j" 2>&1) &&
-         echo "$out" | grep -q " 0% packet loss\| [12] received"; then
+      # Three replies within 6 s (the first may wait for ARP); ping fails otherwise.
+      if out=$(ip netns exec "$(host_ns "$i")" ping -n -c 3 -i 0.2 -w 6 "$SUBNET.$j" 2>&1); then
         rtt=$(echo "$out" | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
         printf 'lab: %-8s -> %-12s ok   (avg %s ms)\n' "$(host_ns "$i")" "$SUBNET.$j" "$rtt"
       else
@@ -149,9 +152,14 @@ cmd_status() {
 
 cmd_demo() {
   need_root demo
-  trap 'cmd_down >/dev/null 2>&1 || true' EXIT
   cmd_up 3
+  trap 'cmd_down >/dev/null 2>&1 || true' EXIT
   cmd_ping
+  local ctl
+  ctl="$(dirname "$(binary)")/vswitchctl"
+  say "what the switch learned (vswitchctl -n $PREFIX-lab show; fdb show):"
+  "$ctl" -n "$PREFIX-lab" show | sed 's/^/    /'
+  "$ctl" -n "$PREFIX-lab" fdb show | sed 's/^/    /'
   say "log of the switch:"
   sed 's/^/    /' "$STATE/vswitchd.log"
 }

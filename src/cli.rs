@@ -3,9 +3,11 @@
 
 use clap::{ArgAction, Parser};
 
-use crate::bridge::BridgeConfig;
+use std::path::PathBuf;
+
 use crate::config::{
-    Config, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, PortSpec, parse_switch_name,
+    Config, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, Overrides, PortSpec,
+    parse_switch_name,
 };
 
 const ABOUT: &str = "A virtual Ethernet switch that runs entirely in userspace";
@@ -50,36 +52,44 @@ and the fix), 2 for a usage error. Logs go to stderr; RUST_LOG=debug overrides -
 )]
 pub struct Args {
     /// Attach a port: [KIND:]NAME[,key=value...], e.g. `tap0` or `tap:tap0`. Repeat for more
-    /// ports.
-    #[arg(short = 'p', long = "port", value_name = "SPEC", required = true)]
+    /// ports. Added to the config file's ports; a port named in both takes this spec.
+    #[arg(short = 'p', long = "port", value_name = "SPEC")]
     pub ports: Vec<PortSpec>,
 
-    /// The switch's name, used in logs and for its control socket.
-    #[arg(long, value_name = "NAME", default_value = "vswitch0", value_parser = parse_switch_name)]
-    pub name: String,
+    /// Read settings and ports from a TOML file (see docs/config.md); flags override it.
+    /// SIGHUP or `vswitchctl reload` re-reads it.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
-    /// Seconds a learned MAC address is kept without traffic from it (10 to 1000000).
+    /// The switch's name, used in logs and for its control socket [default: vswitch0].
+    #[arg(long, value_name = "NAME", value_parser = parse_switch_name)]
+    pub name: Option<String>,
+
+    /// The control socket vswitchctl talks to [default: /run/vswitchd/NAME.ctl].
+    #[arg(long, value_name = "PATH")]
+    pub ctl_socket: Option<PathBuf>,
+
+    /// Seconds a learned MAC address is kept without traffic from it, 10 to 1000000
+    /// [default: 300].
     #[arg(
         long,
         value_name = "SECS",
-        default_value_t = BridgeConfig::default().mac_ageing,
         value_parser = clap::value_parser!(u32).range(
             i64::from(*MAC_AGEING_RANGE.start())..=i64::from(*MAC_AGEING_RANGE.end())
         ),
     )]
-    pub mac_ageing: u32,
+    pub mac_ageing: Option<u32>,
 
-    /// Most MAC addresses learned at once (1 to 16777216); when full, the port holding the most
-    /// loses its least recently seen one.
+    /// Most MAC addresses learned at once, 1 to 16777216 [default: 8192]; when full, the port
+    /// holding the most loses its least recently seen one.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = BridgeConfig::default().mac_table_size as u32,
         value_parser = clap::value_parser!(u32).range(
             i64::from(*MAC_TABLE_SIZE_RANGE.start())..=i64::from(*MAC_TABLE_SIZE_RANGE.end())
         ),
     )]
-    pub mac_table_size: u32,
+    pub mac_table_size: Option<u32>,
 
     /// Log more: -v for debug, -vv for trace.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
@@ -91,16 +101,20 @@ pub struct Args {
 }
 
 impl Args {
-    /// The validated configuration these arguments ask for.
+    /// The settings given as flags, which override the config file.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            name: self.name.clone(),
+            ctl_socket: self.ctl_socket.clone(),
+            mac_ageing: self.mac_ageing,
+            mac_table_size: self.mac_table_size,
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// The validated configuration: the config file (if any) with the flags over it.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        Config::new(
-            self.name.clone(),
-            self.ports.clone(),
-            BridgeConfig {
-                mac_table_size: self.mac_table_size as usize,
-                mac_ageing: self.mac_ageing,
-            },
-        )
+        Config::load(self.config.as_deref(), &self.overrides())
     }
 
     /// The log level -v/-q select around `info`.
@@ -135,12 +149,18 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let a = parse(&["--port", "tap0"]).unwrap();
-        assert_eq!(a.name, "vswitch0");
-        assert_eq!(a.mac_ageing, 300);
-        assert_eq!(a.mac_table_size, 8192);
         assert_eq!(a.log_level(), log::LevelFilter::Info);
         let c = a.config().unwrap();
+        assert_eq!(c.name, "vswitch0");
+        assert_eq!(c.ctl_socket, PathBuf::from("/run/vswitchd/vswitch0.ctl"));
+        assert_eq!(c.bridge.mac_ageing, 300);
+        assert_eq!(c.bridge.mac_table_size, 8192);
         assert_eq!(c.ports.len(), 1);
+        let c = parse(&["-p", "t", "--name", "lab"])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(c.ctl_socket, PathBuf::from("/run/vswitchd/lab.ctl"));
     }
 
     #[test]
@@ -158,8 +178,8 @@ mod tests {
         let e = parse(&["--port", "bogus:x"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = parse(&[]).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = parse(&[]).unwrap().config().unwrap_err();
+        assert!(e.to_string().contains("--port"), "{e}");
         let e = parse(&["-p", "t", "--name", "a/b"]).unwrap_err();
         assert!(e.to_string().contains("a/b"), "{e}");
     }

@@ -1,8 +1,12 @@
-//! The switch's settings, validated: what the command line (and later a config file) asks for,
-//! in a form that cannot hold a bad value.
+//! The switch's settings, validated: what the command line and the TOML config file ask for,
+//! merged (flags override the file) into a form that cannot hold a bad value.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
 
 use crate::bridge::BridgeConfig;
 use crate::sys::{IfName, InvalidIfName};
@@ -11,6 +15,13 @@ use crate::sys::{IfName, InvalidIfName};
 pub const MAC_AGEING_RANGE: std::ops::RangeInclusive<u32> = 10..=1_000_000;
 /// Range of `--mac-table-size`, in entries.
 pub const MAC_TABLE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=16_777_216;
+/// The switch's name when none is given.
+pub const DEFAULT_NAME: &str = "vswitch0";
+
+/// Where the control socket of the switch `name` lives unless `--ctl-socket` says otherwise.
+pub fn default_ctl_socket(name: &str) -> PathBuf {
+    PathBuf::from(format!("/run/vswitchd/{name}.ctl"))
+}
 
 /// The kinds of port a spec can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,38 +46,56 @@ impl fmt::Display for PortKind {
     }
 }
 
-/// One `--port` argument: `[KIND:]NAME[,key=value...]`.
+/// One port: its kind, its name and (as features arrive) its options. Written on the command
+/// line as `[KIND:]NAME[,key=value...]`, in the config file as a `[[port]]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
     pub kind: PortKind,
     pub name: IfName,
 }
 
-/// Why a port spec was rejected; the message quotes the spec.
+/// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     #[error("empty port spec")]
     Empty,
-    #[error("unknown port kind {kind:?} in {spec:?} (known kinds: {known})")]
-    UnknownKind {
-        spec: String,
-        kind: String,
-        known: String,
-    },
-    #[error("bad port name in {spec:?}: {source}")]
-    BadName {
-        spec: String,
-        #[source]
-        source: InvalidIfName,
-    },
-    #[error("option {option:?} in {spec:?} is not key=value")]
-    NotKeyValue { spec: String, option: String },
-    #[error("unknown key {key:?} in {spec:?} ({kind} ports take no keys)")]
-    UnknownKey {
-        spec: String,
-        key: String,
-        kind: PortKind,
-    },
+    #[error("unknown port kind {0:?} (known kinds: {known})", known = known_kinds())]
+    UnknownKind(String),
+    #[error("bad port name: {0}")]
+    BadName(#[from] InvalidIfName),
+    #[error("option {0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("unknown key {key:?} ({kind} ports take no keys)")]
+    UnknownKey { key: String, kind: PortKind },
+}
+
+fn known_kinds() -> String {
+    PortKind::ALL.map(PortKind::name).join(", ")
+}
+
+impl PortSpec {
+    /// Builds a spec from its parts; `kind` defaults to `tap`.
+    pub fn new(
+        kind: Option<&str>,
+        name: &str,
+        options: &[(&str, &str)],
+    ) -> Result<Self, SpecError> {
+        let kind = match kind {
+            None => PortKind::Tap,
+            Some(k) => PortKind::ALL
+                .into_iter()
+                .find(|known| known.name() == k)
+                .ok_or_else(|| SpecError::UnknownKind(k.to_owned()))?,
+        };
+        let name = IfName::new(name)?;
+        if let Some((key, _)) = options.first() {
+            return Err(SpecError::UnknownKey {
+                key: (*key).to_owned(),
+                kind,
+            });
+        }
+        Ok(PortSpec { kind, name })
+    }
 }
 
 impl FromStr for PortSpec {
@@ -79,37 +108,16 @@ impl FromStr for PortSpec {
         let mut parts = spec.split(',');
         let head = parts.next().unwrap_or_default();
         let (kind, name) = match head.split_once(':') {
-            Some((kind, name)) => {
-                let kind = PortKind::ALL
-                    .into_iter()
-                    .find(|k| k.name() == kind)
-                    .ok_or_else(|| SpecError::UnknownKind {
-                        spec: spec.to_owned(),
-                        kind: kind.to_owned(),
-                        known: PortKind::ALL.map(PortKind::name).join(", "),
-                    })?;
-                (kind, name)
-            }
-            None => (PortKind::Tap, head),
+            Some((kind, name)) => (Some(kind), name),
+            None => (None, head),
         };
-        let name = IfName::new(name).map_err(|source| SpecError::BadName {
-            spec: spec.to_owned(),
-            source,
-        })?;
-        if let Some(option) = parts.next() {
-            let Some((key, _value)) = option.split_once('=') else {
-                return Err(SpecError::NotKeyValue {
-                    spec: spec.to_owned(),
-                    option: option.to_owned(),
-                });
-            };
-            return Err(SpecError::UnknownKey {
-                spec: spec.to_owned(),
-                key: key.to_owned(),
-                kind,
-            });
-        }
-        Ok(PortSpec { kind, name })
+        let options = parts
+            .map(|o| {
+                o.split_once('=')
+                    .ok_or_else(|| SpecError::NotKeyValue(o.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        PortSpec::new(kind, name, &options)
     }
 }
 
@@ -138,103 +146,190 @@ pub fn parse_switch_name(name: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// A configuration that was rejected as a whole.
+/// A configuration that was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no ports: give at least one --port SPEC (e.g. --port tap0)")]
+    #[error("no ports: give at least one --port SPEC (e.g. --port tap0) or a --config file")]
     NoPorts,
     #[error("port {0} is given more than once")]
     DuplicatePort(String),
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}: line {line}: {message}")]
+    File {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Settings given on the command line; each one given overrides the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub name: Option<String>,
+    pub ctl_socket: Option<PathBuf>,
+    pub mac_ageing: Option<u32>,
+    pub mac_table_size: Option<u32>,
+    /// Ports from `--port`: added to the file's; a port named in both takes the flag's spec.
+    pub ports: Vec<PortSpec>,
 }
 
 /// Everything `vswitchd` needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub name: String,
+    pub ctl_socket: PathBuf,
     pub ports: Vec<PortSpec>,
     pub bridge: BridgeConfig,
 }
 
 impl Config {
-    /// Checks what no single field can: at least one port, and no port twice.
-    pub fn new(
-        name: String,
-        ports: Vec<PortSpec>,
-        bridge: BridgeConfig,
-    ) -> Result<Self, ConfigError> {
-        if ports.is_empty() {
-            return Err(ConfigError::NoPorts);
-        }
-        for (i, p) in ports.iter().enumerate() {
-            if ports[..i].iter().any(|q| q.name == p.name) {
+    /// Builds the configuration from an optional config file and the command line's
+    /// overrides. Without a file at least one port is needed; with one, the file may list none
+    /// (ports can be added at runtime with `vswitchctl port add`).
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            Some(path) => Some(FileConfig::read(path)?),
+            None => None,
+        };
+        let from_file = from_file.unwrap_or_default();
+        let name = overrides
+            .name
+            .clone()
+            .or(from_file.name)
+            .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        let ctl_socket = overrides
+            .ctl_socket
+            .clone()
+            .or(from_file.ctl_socket)
+            .unwrap_or_else(|| default_ctl_socket(&name));
+        let defaults = BridgeConfig::default();
+        let bridge = BridgeConfig {
+            mac_ageing: overrides
+                .mac_ageing
+                .or(from_file.mac_ageing)
+                .unwrap_or(defaults.mac_ageing),
+            mac_table_size: overrides
+                .mac_table_size
+                .or(from_file.mac_table_size)
+                .map_or(defaults.mac_table_size, |n| n as usize),
+        };
+        let mut ports: Vec<PortSpec> = from_file
+            .ports
+            .into_iter()
+            .filter(|p| !overrides.ports.iter().any(|o| o.name == p.name))
+            .collect();
+        for (i, p) in overrides.ports.iter().enumerate() {
+            if overrides.ports[..i].iter().any(|q| q.name == p.name) {
                 return Err(ConfigError::DuplicatePort(p.name.to_string()));
             }
         }
+        ports.extend(overrides.ports.iter().cloned());
+        if ports.is_empty() && file.is_none() {
+            return Err(ConfigError::NoPorts);
+        }
         Ok(Config {
             name,
+            ctl_socket,
             ports,
             bridge,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The config file, checked: every key known, every value in range, every port valid.
+#[derive(Debug, Default)]
+struct FileConfig {
+    name: Option<String>,
+    ctl_socket: Option<PathBuf>,
+    mac_ageing: Option<u32>,
+    mac_table_size: Option<u32>,
+    ports: Vec<PortSpec>,
+}
 
-    fn spec(s: &str) -> Result<PortSpec, SpecError> {
-        s.parse()
+/// The file as TOML lays it out; spans locate errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    name: Option<Spanned<String>>,
+    ctl_socket: Option<PathBuf>,
+    mac_ageing: Option<Spanned<u32>>,
+    mac_table_size: Option<Spanned<u32>>,
+    #[serde(default)]
+    port: Vec<Spanned<RawPort>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: String,
+    kind: Option<String>,
+}
+
+impl FileConfig {
+    fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        FileConfig::parse(path, &text)
     }
 
-    #[test]
-    fn bare_name_and_tap_prefix_are_taps() {
-        let want = PortSpec {
-            kind: PortKind::Tap,
-            name: IfName::new("tap0").unwrap(),
+    fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let fail = |offset: usize, message: String| ConfigError::File {
+            path: path.to_owned(),
+            line: line_of(offset),
+            message,
         };
-        assert_eq!(spec("tap0"), Ok(want.clone()));
-        assert_eq!(spec("tap:tap0"), Ok(want.clone()));
-        assert_eq!(want.to_string(), "tap:tap0");
-    }
-
-    #[test]
-    fn rejections_name_the_problem() {
-        assert_eq!(spec(""), Err(SpecError::Empty));
-        let e = spec("vxlan:v0").unwrap_err().to_string();
-        assert!(e.contains("\"vxlan\"") && e.contains("tap"), "{e}");
-        let e = spec("tap:").unwrap_err().to_string();
-        assert!(e.contains("empty"), "{e}");
-        let e = spec("averyveryverylongname").unwrap_err().to_string();
-        assert!(e.contains("longer than 15"), "{e}");
-        let e = spec("tap0,vlan=10").unwrap_err().to_string();
-        assert!(e.contains("\"vlan\""), "{e}");
-        let e = spec("tap0,junk").unwrap_err().to_string();
-        assert!(e.contains("\"junk\"") && e.contains("key=value"), "{e}");
-        let e = spec("ta/p").unwrap_err().to_string();
-        assert!(e.contains("'/'"), "{e}");
-    }
-
-    #[test]
-    fn switch_names_are_safe_file_names() {
-        assert_eq!(parse_switch_name("vswitch0").as_deref(), Ok("vswitch0"));
-        assert_eq!(parse_switch_name("lab-1_a.b").as_deref(), Ok("lab-1_a.b"));
-        for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(65)] {
-            assert!(parse_switch_name(bad).is_err(), "{bad:?}");
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            fail(offset, e.message().trim().to_owned())
+        })?;
+        let ranged = |key: &str,
+                      value: Option<Spanned<u32>>,
+                      range: std::ops::RangeInclusive<u32>|
+         -> Result<Option<u32>, ConfigError> {
+            match value {
+                Some(v) if !range.contains(v.get_ref()) => Err(fail(
+                    v.span().start,
+                    format!(
+                        "{key} = {} is out of range ({} to {})",
+                        v.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+                v => Ok(v.map(Spanned::into_inner)),
+            }
+        };
+        let name = match raw.name {
+            Some(n) => Some(parse_switch_name(n.get_ref()).map_err(|m| fail(n.span().start, m))?),
+            None => None,
+        };
+        let mut ports: Vec<PortSpec> = Vec::new();
+        for entry in raw.port {
+            let at = entry.span().start;
+            let raw = entry.into_inner();
+            let spec = PortSpec::new(raw.kind.as_deref(), &raw.name, &[])
+                .map_err(|e| fail(at, format!("port {:?}: {e}", raw.name)))?;
+            if ports.iter().any(|p| p.name == spec.name) {
+                return Err(fail(
+                    at,
+                    format!("port {} is listed more than once", spec.name),
+                ));
+            }
+            ports.push(spec);
         }
-    }
-
-    #[test]
-    fn config_needs_distinct_ports() {
-        let p = |s: &str| s.parse::<PortSpec>().unwrap();
-        let cfg = BridgeConfig::default();
-        assert_eq!(
-            Config::new("s".into(), vec![], cfg),
-            Err(ConfigError::NoPorts)
-        );
-        assert_eq!(
-            Config::new("s".into(), vec![p("tap0"), p("tap1"), p("tap:tap0")], cfg),
-            Err(ConfigError::DuplicatePort("tap0".into()))
-        );
-        assert!(Config::new("s".into(), vec![p("tap0"), p("tap1")], cfg).is_ok());
+        Ok(FileConfig {
+            name,
+            ctl_socket: raw.ctl_socket,
+            mac_ageing: ranged("mac-ageing", raw.mac_ageing, MAC_AGEING_RANGE)?,
+            mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
+            ports,
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;

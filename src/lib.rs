@@ -9,6 +9,8 @@
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod ctl;
 pub mod port;
 pub mod reactor;
 pub mod sys;

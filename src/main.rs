@@ -1,14 +1,16 @@
-//! `vswitchd`: parse the command line, open the ports, run the loop until a signal.
+//! `vswitchd`: parse the command line, open the ports and the control socket, run the loop
+//! until a signal.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use log::info;
+use log::{info, warn};
 
 use vswitch::cli::Args;
 use vswitch::config::Config;
-use vswitch::port::TapPort;
+use vswitch::control::server::ControlServer;
+use vswitch::port;
 use vswitch::reactor::Reactor;
 
 fn main() -> ExitCode {
@@ -20,7 +22,7 @@ fn main() -> ExitCode {
             .exit(),
     };
     init_logging(args.log_level());
-    match run(&config) {
+    match run(&args, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vswitchd: error: {e:#}");
@@ -40,24 +42,39 @@ fn init_logging(level: log::LevelFilter) {
     builder.format_target(false).init();
 }
 
-fn run(config: &Config) -> anyhow::Result<()> {
-    let mut reactor = Reactor::new(config.bridge).context("cannot create the event loop")?;
+fn run(args: &Args, config: Config) -> anyhow::Result<()> {
+    let mut reactor =
+        Reactor::new(&config.name, config.bridge).context("cannot create the event loop")?;
     // Installed before any port opens, so a signal during startup still ends in a clean exit.
     reactor
         .handle_signals()
-        .context("cannot install the SIGINT/SIGTERM handlers")?;
+        .context("cannot install the signal handlers")?;
+    // The socket comes first: a second daemon with the same name fails before touching a port.
+    let control = ControlServer::bind(&config.ctl_socket)?;
+    reactor
+        .serve_control(control)
+        .context("cannot watch the control socket")?;
     for spec in &config.ports {
-        let port = TapPort::open(&spec.name)?;
+        let port = port::open(spec)?;
         reactor
-            .add_port(Box::new(port))
+            .add_port(port)
             .with_context(|| format!("cannot watch port {}", spec.name))?;
     }
+    if let Some(path) = &args.config {
+        let (path, args) = (path.clone(), args.clone());
+        let load = Box::new(move || args.config().map_err(|e| e.to_string()));
+        reactor.set_config_source(&path, load, config.clone());
+    }
+    if config.ports.is_empty() {
+        warn!("no ports yet; add them with `vswitchctl port add SPEC`");
+    }
     info!(
-        "{}: switching between {} ports (MAC table {} entries, ageing {} s)",
+        "{}: switching between {} ports (MAC table {} entries, ageing {} s), control socket {}",
         config.name,
         config.ports.len(),
         config.bridge.mac_table_size,
-        config.bridge.mac_ageing
+        config.bridge.mac_ageing,
+        config.ctl_socket.display()
     );
     reactor.run().context("event loop failed")?;
     drop(reactor);

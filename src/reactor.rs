@@ -1,4 +1,5 @@
-//! The event loop: one mio `Poll` for every port, the ageing timer and the signals.
+//! The event loop: one mio `Poll` for every port, the control socket, the ageing timer and the
+//! signals.
 //!
 //! mio is edge-triggered, so a port reported readable is read until `WouldBlock`, but at most
 //! [`READ_BUDGET`] frames per turn: a port with frames left goes back on the ready list and the
@@ -7,16 +8,20 @@
 //! ports straight from that buffer, virtio-net header included.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::{Events, Poll, Token, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::bridge::{Bridge, BridgeConfig, DropReason, PortId, Verdict};
+use crate::config::Config;
+use crate::control::server::{ControlServer, Incoming};
+use crate::control::{Reply, commands};
 use crate::port::Port;
 use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader};
 
@@ -51,10 +56,24 @@ impl StopHandle {
 struct Slot {
     port: Box<dyn Port>,
     last_warning: Option<Instant>,
+    /// The last send found the link down (EIO); cleared by the next successful send.
+    link_down: bool,
+}
+
+/// Re-reads the configuration for `reload` and SIGHUP.
+pub type ConfigLoader = Box<dyn FnMut() -> Result<Config, String> + Send>;
+
+/// Where the configuration came from, so it can be re-read.
+struct ConfigSource {
+    path: PathBuf,
+    load: ConfigLoader,
+    /// The configuration applied last; its ports are the ones a reload manages.
+    applied: Config,
 }
 
 /// The switch's event loop and everything it owns.
 pub struct Reactor {
+    name: String,
     poll: Poll,
     events: Events,
     bridge: Bridge,
@@ -72,14 +91,20 @@ pub struct Reactor {
     signals: Option<Signals>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    control: Option<ControlServer>,
+    /// Control requests read this turn, with the client each came from.
+    incoming: Vec<(usize, Incoming)>,
+    config: Option<ConfigSource>,
 }
 
 impl Reactor {
-    pub fn new(config: BridgeConfig) -> io::Result<Reactor> {
+    /// A switch called `name` with no ports yet.
+    pub fn new(name: &str, config: BridgeConfig) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE_TOKEN)?);
         let start = Instant::now();
         Ok(Reactor {
+            name: name.to_owned(),
             poll,
             events: Events::with_capacity(256),
             bridge: Bridge::new(config),
@@ -95,12 +120,15 @@ impl Reactor {
             signals: None,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
+            control: None,
+            incoming: Vec::new(),
+            config: None,
         })
     }
 
-    /// Stops the loop on SIGINT or SIGTERM.
+    /// Stops the loop on SIGINT or SIGTERM; reloads the configuration on SIGHUP.
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         self.poll
             .registry()
             .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
@@ -120,8 +148,62 @@ impl Reactor {
         }
     }
 
+    /// Serves control clients on `server` from this loop.
+    pub fn serve_control(&mut self, mut server: ControlServer) -> io::Result<()> {
+        server.register(self.poll.registry())?;
+        self.control = Some(server);
+        Ok(())
+    }
+
+    /// Makes `reload` and SIGHUP re-read the config file at `path` with `load`; `applied` is
+    /// the configuration the switch started with.
+    pub fn set_config_source(&mut self, path: &Path, load: ConfigLoader, applied: Config) {
+        self.config = Some(ConfigSource {
+            path: path.to_owned(),
+            load,
+            applied,
+        });
+    }
+
+    /// The config file reloads read, if there is one.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_ref().map(|c| c.path.as_path())
+    }
+
+    /// Reads the config file again (without applying it).
+    pub fn load_config(&mut self) -> Result<Config, String> {
+        match self.config.as_mut() {
+            Some(source) => (source.load)(),
+            None => Err("vswitchd was started without --config; there is nothing to reload".into()),
+        }
+    }
+
+    /// The configuration applied last (at start or by the last reload).
+    pub fn applied_config(&self) -> Option<&Config> {
+        self.config.as_ref().map(|c| &c.applied)
+    }
+
+    pub fn set_applied_config(&mut self, config: Config) {
+        if let Some(source) = self.config.as_mut() {
+            source.applied = config;
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn bridge(&self) -> &Bridge {
         &self.bridge
+    }
+
+    pub fn bridge_mut(&mut self) -> &mut Bridge {
+        &mut self.bridge
+    }
+
+    /// Whether the port's last send found its link down.
+    pub fn port_link_down(&self, id: PortId) -> bool {
+        self.slot(id).is_some_and(|s| s.link_down)
     }
 
     /// Time since the switch started: the clock the bridge runs on.
@@ -155,6 +237,7 @@ impl Reactor {
         self.slots[id.index()] = Some(Slot {
             port,
             last_warning: None,
+            link_down: false,
         });
         // Frames may have queued before registration; look once.
         self.ready.push(id);
@@ -201,6 +284,11 @@ impl Reactor {
                 match event.token() {
                     SIGNAL_TOKEN => signalled = true,
                     WAKE_TOKEN => {}
+                    token if ControlServer::owns(token) => {
+                        if let Some(control) = self.control.as_mut() {
+                            control.ready(self.poll.registry(), token, &mut self.incoming);
+                        }
+                    }
                     Token(t) => {
                         if let Ok(id) = u16::try_from(t) {
                             self.ready.push(PortId(id));
@@ -212,11 +300,15 @@ impl Reactor {
                 self.take_signals();
             }
             self.service_ready();
+            self.answer_control();
             let now = Instant::now();
             if now >= self.next_tick {
                 let expired = self.bridge.tick(self.now());
                 if expired > 0 {
                     debug!("{expired} MAC entries aged out");
+                }
+                if let Some(control) = self.control.as_mut() {
+                    control.tick(self.poll.registry(), now);
                 }
                 self.next_tick = now + TICK;
             }
@@ -228,14 +320,47 @@ impl Reactor {
         let Some(signals) = self.signals.as_mut() else {
             return;
         };
+        let mut reload = false;
         for signal in signals.pending() {
             let name = match signal {
                 SIGINT => "SIGINT",
                 SIGTERM => "SIGTERM",
+                SIGHUP => {
+                    reload = true;
+                    continue;
+                }
                 _ => continue,
             };
             info!("{name} received, shutting down");
             self.stop.store(true, Ordering::SeqCst);
+        }
+        if reload {
+            match commands::reload(self) {
+                Ok(_) => {}
+                Err(e) => warn!("SIGHUP: {e}"),
+            }
+        }
+    }
+
+    /// Executes the control requests read this turn and queues their replies.
+    fn answer_control(&mut self) {
+        while let Some((client, incoming)) = self.incoming.pop() {
+            let (reply, close) = match incoming {
+                Incoming::Request(request) => match commands::execute(self, request) {
+                    Ok(value) => (Reply::Ok(value), false),
+                    Err(message) => (Reply::Error(message), false),
+                },
+                Incoming::Invalid { message, fatal } => (Reply::Error(message), fatal),
+            };
+            if let Some(control) = self.control.as_mut() {
+                control.reply(
+                    self.poll.registry(),
+                    client,
+                    &reply,
+                    close,
+                    &mut self.incoming,
+                );
+            }
         }
     }
 
@@ -300,6 +425,9 @@ impl Reactor {
 
     /// Sends the first `len` bytes of the buffer to `out`, counting the outcome.
     fn transmit(&mut self, out: PortId, len: usize) {
+        if self.dead.iter().any(|(id, _)| *id == out) {
+            return;
+        }
         let Some(slot) = self.slots.get_mut(out.index()).and_then(Option::as_mut) else {
             return;
         };
@@ -311,6 +439,7 @@ impl Reactor {
         }
         let err = match slot.port.send(frame) {
             Ok(()) => {
+                slot.link_down = false;
                 self.bridge.count_tx(out, bytes);
                 return;
             }
@@ -319,15 +448,14 @@ impl Reactor {
         let reason = match classify_send_error(&err) {
             SendFailure::Gone => {
                 self.bridge.count_drop(out, DropReason::TxError);
-                if !self.dead.iter().any(|(id, _)| *id == out) {
-                    self.dead.push((out, describe_gone(&err)));
-                }
+                self.dead.push((out, describe_gone(&err)));
                 return;
             }
             SendFailure::Drop(reason) => reason,
         };
         self.bridge.count_drop(out, reason);
         if reason == DropReason::LinkDown {
+            slot.link_down = true;
             // A link that is down (a host that has not brought its side up) is a state, not a
             // fault: counted, logged only when asked for.
             debug!("port {}: link down, frame dropped", slot.port.name());

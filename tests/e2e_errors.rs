@@ -11,7 +11,10 @@ use common::{Lab, root_or_skip, sh, wait_exit};
 /// Runs vswitchd in the lab's switch namespace to completion (bounded); returns its exit code
 /// and stderr.
 fn run_to_exit(lab: &Lab, args: &[&str], uid: Option<u32>) -> (Option<i32>, String) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    // Its own control socket, where the user may create it, so the run gets as far as its ports.
+    let ctl = lab.user_dir(uid.unwrap_or(0)).join("second.ctl");
+    args.extend(["--ctl-socket".to_owned(), ctl.display().to_string()]);
     let mut cmd = match uid {
         // setpriv drops to the uid after `ip netns exec` has entered the namespace.
         Some(uid) => {
@@ -139,16 +142,19 @@ fn an_unprivileged_user_can_attach_to_a_persistent_tap_made_for_it() {
         "ip", "-n", &lab.sw_ns, "tuntap", "add", "dev", &name, "mode", "tap", "user", "65534",
     ]);
     // Users normally reach /dev/net/tun (mode 0666); where this machine has it 0600, a private
-    // mount namespace gets a 0666 node for the same device, leaving the machine's as it is.
-    let node = lab.dir.join("tun");
+    // mount namespace gets a 0666 node for the same device on a fresh tmpfs (so a `nodev` /tmp
+    // does not matter), leaving the machine's own as it is.
+    let mnt = lab.dir.join("dev");
+    std::fs::create_dir(&mnt).unwrap();
     let script = format!(
-        "set -e; mknod {node} c 10 200; chmod 0666 {node}; \
-         mount --bind {node} /dev/net/tun; \
+        "set -e; mount -t tmpfs -o mode=0755 vswitch-test {mnt}; mknod {mnt}/tun c 10 200; \
+         chmod 0666 {mnt}/tun; mount --bind {mnt}/tun /dev/net/tun; \
          exec ip netns exec {ns} setpriv --reuid 65534 --regid 65534 --clear-groups \
-         --inh-caps=-all {bin} --port {name} -v",
-        node = node.display(),
+         --inh-caps=-all {bin} --port {name} --ctl-socket {ctl} -v",
+        mnt = mnt.display(),
         ns = lab.sw_ns,
         bin = common::VSWITCHD,
+        ctl = lab.user_dir(65534).join("ctl.sock").display(),
     );
     let log = lab.dir.join("unprivileged.log");
     let mut child = std::process::Command::new("unshare")

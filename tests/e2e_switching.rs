@@ -71,8 +71,9 @@ fn learned_entries_age_out_and_unknown_unicast_floods_again() {
     assert!(h[0].ping(&h[1].ip, 1));
     assert!(capture.finish().is_empty(), "known unicast reached h3");
 
-    // 10 s of ageing, plus up to 1 s until the sweep, plus margin; nobody talks meanwhile.
-    std::thread::sleep(Duration::from_millis(12_500));
+    // An entry lives 10 to 11 s after its MAC was last seen, plus up to 1 s until the sweep;
+    // nobody talks meanwhile.
+    std::thread::sleep(Duration::from_millis(13_500));
     let capture = h[2].capture("icmp", &pcap);
     assert!(h[0].ping(&h[1].ip, 1));
     let seen = capture.finish();

@@ -8,6 +8,9 @@
 //!
 //! Time is whole seconds since the switch started, passed in by the caller. An entry is moved to
 //! its list's tail only when its second changes, so refreshing a busy MAC costs one compare.
+//!
+//! Static entries (added by an operator) are on no list: they never age, are never evicted or
+//! flushed, and learning does not move them. Only deleting them, or their port, removes them.
 
 use std::time::Duration;
 
@@ -28,6 +31,7 @@ struct Key {
 struct Entry {
     key: Key,
     port: PortId,
+    is_static: bool,
     /// Second (since start) the MAC was last seen as a source.
     seen: u32,
     prev: u32,
@@ -35,12 +39,13 @@ struct Entry {
     next: u32,
 }
 
-/// One port's least-recently-seen list.
+/// One port's least-recently-seen list of learned entries, and its count of static ones.
 #[derive(Clone, Copy, Debug)]
 struct Lru {
     head: u32,
     tail: u32,
     len: u32,
+    statics: u32,
 }
 
 impl Default for Lru {
@@ -49,6 +54,7 @@ impl Default for Lru {
             head: NIL,
             tail: NIL,
             len: 0,
+            statics: 0,
         }
     }
 }
@@ -62,7 +68,16 @@ pub enum Learned {
     Refreshed,
     /// The MAC was known on another port and now lives here.
     Moved { from: PortId },
+    /// The MAC has a static entry, which learning leaves alone.
+    Static,
+    /// The table is full of static entries; nothing could be evicted to make room.
+    TableFull,
 }
+
+/// A static entry could not be added: the table is full and holds no learned entry to evict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the MAC table is full of static entries")]
+pub struct TableFull;
 
 /// Lifetime counters of the table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,8 +94,8 @@ pub struct FdbEntry {
     pub vlan: u16,
     pub mac: MacAddr,
     pub port: PortId,
-    /// Seconds since the MAC was last seen.
-    pub age: u32,
+    /// Seconds since the MAC was last seen; `None` for a static entry.
+    pub age: Option<u32>,
 }
 
 /// The MAC learning table. See the module documentation for its structure.
@@ -95,16 +110,21 @@ pub struct Fdb {
     counters: FdbCounters,
 }
 
+/// Slab indices are u32 with `NIL` reserved.
+fn clamp_capacity(capacity: usize) -> usize {
+    capacity.clamp(1, NIL as usize - 1)
+}
+
 /// Whole seconds of a timestamp, saturating (136 years of uptime fit).
 pub(crate) fn secs(now: Duration) -> u32 {
     u32::try_from(now.as_secs()).unwrap_or(u32::MAX)
 }
 
 impl Fdb {
-    /// A table holding at most `capacity` entries (at least 1) that expire after `ageing`
-    /// seconds without being seen.
+    /// A table holding at most `capacity` entries (1 to `u32::MAX - 1`) that expire after
+    /// `ageing` seconds without being seen.
     pub fn new(capacity: usize, ageing: u32) -> Fdb {
-        let capacity = capacity.max(1);
+        let capacity = clamp_capacity(capacity);
         Fdb {
             map: HashMap::with_capacity(capacity.min(1024)),
             entries: Vec::with_capacity(capacity.min(1024)),
@@ -136,9 +156,28 @@ impl Fdb {
         self.counters
     }
 
-    /// Entries held for `port`.
+    /// Static entries in the table.
+    pub fn static_len(&self) -> usize {
+        self.lru.iter().map(|l| l.statics as usize).sum()
+    }
+
+    /// Entries (learned and static) held for `port`.
     pub fn port_len(&self, port: PortId) -> usize {
-        self.lru.get(port.index()).map_or(0, |l| l.len as usize)
+        self.lru
+            .get(port.index())
+            .map_or(0, |l| (l.len + l.statics) as usize)
+    }
+
+    /// Changes the ageing time; entries older than it go at the next [`Fdb::expire`].
+    pub fn set_ageing(&mut self, ageing: u32) {
+        self.ageing = ageing;
+    }
+
+    /// Changes the capacity (at least 1), evicting learned entries fairly if the table is now
+    /// over it.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = clamp_capacity(capacity);
+        while self.map.len() > self.capacity && self.evict_one() {}
     }
 
     /// The port `mac` was last seen on in `vlan`. Looking up does not refresh the entry: only
@@ -155,6 +194,9 @@ impl Fdb {
         let key = Key { vlan, mac };
         if let Some(&idx) = self.map.get(&key) {
             let entry = self.entries[idx as usize];
+            if entry.is_static {
+                return Learned::Static;
+            }
             if entry.port == port {
                 if entry.seen != now {
                     self.unlink(idx);
@@ -171,12 +213,13 @@ impl Fdb {
             self.counters.moved += 1;
             return Learned::Moved { from: entry.port };
         }
-        if self.map.len() >= self.capacity {
-            self.evict_one();
+        if !self.make_room() {
+            return Learned::TableFull;
         }
         let idx = self.alloc(Entry {
             key,
             port,
+            is_static: false,
             seen: now,
             prev: NIL,
             next: NIL,
@@ -187,14 +230,17 @@ impl Fdb {
         Learned::New
     }
 
-    /// Removes every entry not seen for the ageing time; returns how many went.
+    /// Removes every entry not seen for more than the ageing time; returns how many went. With
+    /// time kept in whole seconds, an entry lives at least `ageing` and under `ageing + 1`
+    /// seconds after its MAC was last seen.
     pub fn expire(&mut self, now: Duration) -> usize {
         let now = secs(now);
         let mut removed = 0;
         for port in 0..self.lru.len() {
             loop {
                 let idx = self.lru[port].head;
-                if idx == NIL || now.saturating_sub(self.entries[idx as usize].seen) < self.ageing {
+                if idx == NIL || now.saturating_sub(self.entries[idx as usize].seen) <= self.ageing
+                {
                     break;
                 }
                 self.remove(idx);
@@ -205,17 +251,62 @@ impl Fdb {
         removed
     }
 
-    /// Removes every entry of `port` (it left the switch); returns how many went.
-    pub fn remove_port(&mut self, port: PortId) -> usize {
-        let mut removed = 0;
-        while let Some(idx) = self
-            .lru
-            .get(port.index())
-            .map(|l| l.head)
-            .filter(|&i| i != NIL)
-        {
+    /// Makes `mac` in `vlan` a static entry on `port`, replacing whatever entry it had.
+    pub fn add_static(&mut self, vlan: u16, mac: MacAddr, port: PortId) -> Result<(), TableFull> {
+        let key = Key { vlan, mac };
+        if let Some(&idx) = self.map.get(&key) {
             self.remove(idx);
-            removed += 1;
+        } else if !self.make_room() {
+            return Err(TableFull);
+        }
+        let idx = self.alloc(Entry {
+            key,
+            port,
+            is_static: true,
+            seen: 0,
+            prev: NIL,
+            next: NIL,
+        });
+        self.map.insert(key, idx);
+        self.lru_mut(port).statics += 1;
+        Ok(())
+    }
+
+    /// Removes the learned entries of `port`, or of every port; static entries stay. Returns how
+    /// many went.
+    pub fn flush(&mut self, port: Option<PortId>) -> usize {
+        let ports = match port {
+            Some(p) => p.index()..p.index() + 1,
+            None => 0..self.lru.len(),
+        };
+        let mut removed = 0;
+        for p in ports {
+            while let Some(idx) = self.lru.get(p).map(|l| l.head).filter(|&i| i != NIL) {
+                self.remove(idx);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes every entry of `port`, static ones included (it left the switch); returns how
+    /// many went.
+    pub fn remove_port(&mut self, port: PortId) -> usize {
+        let mut removed = self.flush(Some(port));
+        if self.lru.get(port.index()).is_some_and(|l| l.statics > 0) {
+            let statics: Vec<u32> = self
+                .map
+                .values()
+                .copied()
+                .filter(|&i| {
+                    let e = &self.entries[i as usize];
+                    e.is_static && e.port == port
+                })
+                .collect();
+            for idx in statics {
+                self.remove(idx);
+                removed += 1;
+            }
         }
         removed
     }
@@ -240,22 +331,38 @@ impl Fdb {
                 vlan: e.key.vlan,
                 mac: e.key.mac,
                 port: e.port,
-                age: now.saturating_sub(e.seen),
+                age: (!e.is_static).then(|| now.saturating_sub(e.seen)),
             }
         })
     }
 
-    fn evict_one(&mut self) {
+    /// Evicts if the table is full; returns whether there is room for one more entry.
+    fn make_room(&mut self) -> bool {
+        self.map.len() < self.capacity || self.evict_one()
+    }
+
+    /// Evicts the oldest learned entry of the port with the most learned entries; returns
+    /// whether there was one.
+    fn evict_one(&mut self) -> bool {
         let Some(port) =
             (0..self.lru.len()).max_by_key(|&p| (self.lru[p].len, std::cmp::Reverse(p)))
         else {
-            return;
+            return false;
         };
         let idx = self.lru[port].head;
-        if idx != NIL {
-            self.remove(idx);
-            self.counters.evicted += 1;
+        if idx == NIL {
+            return false;
         }
+        self.remove(idx);
+        self.counters.evicted += 1;
+        true
+    }
+
+    fn lru_mut(&mut self, port: PortId) -> &mut Lru {
+        if self.lru.len() <= port.index() {
+            self.lru.resize(port.index() + 1, Lru::default());
+        }
+        &mut self.lru[port.index()]
     }
 
     fn alloc(&mut self, entry: Entry) -> u32 {
@@ -271,19 +378,20 @@ impl Fdb {
     }
 
     fn remove(&mut self, idx: u32) {
-        self.unlink(idx);
-        let key = self.entries[idx as usize].key;
-        self.map.remove(&key);
+        let entry = self.entries[idx as usize];
+        if entry.is_static {
+            self.lru[entry.port.index()].statics -= 1;
+        } else {
+            self.unlink(idx);
+        }
+        self.map.remove(&entry.key);
         self.entries[idx as usize].next = self.free;
         self.free = idx;
     }
 
     fn push_tail(&mut self, idx: u32) {
-        let port = self.entries[idx as usize].port.index();
-        if self.lru.len() <= port {
-            self.lru.resize(port + 1, Lru::default());
-        }
-        let lru = &mut self.lru[port];
+        let port = self.entries[idx as usize].port;
+        let lru = self.lru_mut(port);
         let old_tail = lru.tail;
         lru.tail = idx;
         if old_tail == NIL {
@@ -365,17 +473,18 @@ mod tests {
         let mut fdb = Fdb::new(16, 10);
         fdb.learn(0, mac(1), P0, t(0));
         fdb.learn(0, mac(2), P0, t(5));
-        assert_eq!(fdb.expire(t(9)), 0);
-        assert_eq!(fdb.expire(t(10)), 1);
+        // Seen in second 0, it lives through second 10 (at least 10 s whatever the fraction).
+        assert_eq!(fdb.expire(t(10)), 0);
+        assert_eq!(fdb.expire(t(11)), 1);
         assert_eq!(fdb.lookup(0, mac(1)), None);
         assert_eq!(fdb.lookup(0, mac(2)), Some(P0));
         // Traffic keeps an entry alive, and a refresh moves it behind younger ones.
         fdb.learn(0, mac(3), P0, t(12));
         fdb.learn(0, mac(2), P0, t(14));
-        assert_eq!(fdb.expire(t(22)), 1);
+        assert_eq!(fdb.expire(t(23)), 1);
         assert_eq!(fdb.lookup(0, mac(3)), None);
         assert_eq!(fdb.lookup(0, mac(2)), Some(P0));
-        assert_eq!(fdb.expire(t(24)), 1);
+        assert_eq!(fdb.expire(t(25)), 1);
         assert!(fdb.is_empty());
         assert_eq!(fdb.counters().expired, 3);
     }
@@ -384,10 +493,11 @@ mod tests {
     fn lookup_does_not_refresh() {
         let mut fdb = Fdb::new(16, 10);
         fdb.learn(0, mac(1), P0, t(0));
-        for s in 1..10 {
+        for s in 1..=10 {
             assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "at {s}");
+            assert_eq!(fdb.expire(t(s)), 0);
         }
-        assert_eq!(fdb.expire(t(10)), 1);
+        assert_eq!(fdb.expire(t(11)), 1);
     }
 
     #[test]
@@ -478,19 +588,88 @@ mod tests {
                     vlan: 7,
                     mac: mac(1),
                     port: P0,
-                    age: 7
+                    age: Some(7)
                 },
                 FdbEntry {
                     vlan: 0,
                     mac: mac(2),
                     port: P1,
-                    age: 5
+                    age: Some(5)
                 },
             ]
         );
         assert!(fdb.remove_mac(7, mac(1)));
         assert!(!fdb.remove_mac(7, mac(1)));
         assert_eq!(fdb.len(), 1);
+    }
+
+    #[test]
+    fn static_entries_never_age_move_flush_or_get_evicted() {
+        let mut fdb = Fdb::new(3, 10);
+        fdb.learn(0, mac(1), P0, t(0));
+        fdb.add_static(0, mac(1), P1).unwrap();
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
+        assert_eq!(fdb.learn(0, mac(1), P2, t(1)), Learned::Static);
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
+        assert_eq!(fdb.expire(t(1000)), 0);
+        assert_eq!(fdb.flush(None), 0);
+        fdb.learn(0, mac(2), P1, t(1000));
+        fdb.learn(0, mac(3), P1, t(1000));
+        // Full: a newcomer evicts a learned entry, never the static one.
+        fdb.learn(0, mac(4), P2, t(1000));
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
+        assert_eq!(fdb.lookup(0, mac(2)), None);
+        assert_eq!((fdb.static_len(), fdb.port_len(P1)), (1, 2));
+        let rows: Vec<_> = fdb.entries(t(1000)).filter(|e| e.age.is_none()).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].mac, mac(1));
+        assert!(fdb.remove_mac(0, mac(1)));
+        assert_eq!(fdb.static_len(), 0);
+    }
+
+    #[test]
+    fn a_table_full_of_static_entries_refuses_more() {
+        let mut fdb = Fdb::new(2, 300);
+        fdb.add_static(0, mac(1), P0).unwrap();
+        fdb.add_static(0, mac(2), P1).unwrap();
+        assert_eq!(fdb.add_static(0, mac(3), P1), Err(TableFull));
+        assert_eq!(fdb.learn(0, mac(4), P2, t(0)), Learned::TableFull);
+        // Replacing an existing entry needs no room.
+        fdb.add_static(0, mac(2), P0).unwrap();
+        assert_eq!(fdb.lookup(0, mac(2)), Some(P0));
+        assert_eq!(fdb.len(), 2);
+    }
+
+    #[test]
+    fn flush_takes_learned_entries_of_one_port_or_all() {
+        let mut fdb = Fdb::new(16, 300);
+        for i in 0..3 {
+            fdb.learn(0, mac(i), P0, t(0));
+            fdb.learn(0, mac(10 + i), P1, t(0));
+        }
+        fdb.add_static(0, mac(20), P0).unwrap();
+        assert_eq!(fdb.flush(Some(P0)), 3);
+        assert_eq!(fdb.port_len(P0), 1);
+        assert_eq!(fdb.port_len(P1), 3);
+        assert_eq!(fdb.flush(None), 3);
+        assert_eq!(fdb.len(), 1);
+        assert_eq!(fdb.remove_port(P0), 1);
+        assert!(fdb.is_empty());
+    }
+
+    #[test]
+    fn shrinking_the_capacity_evicts_fairly_and_ageing_can_change() {
+        let mut fdb = Fdb::new(10, 300);
+        for i in 0..6 {
+            fdb.learn(0, mac(i), P0, t(0));
+        }
+        for i in 0..4 {
+            fdb.learn(0, mac(10 + i), P1, t(0));
+        }
+        fdb.set_capacity(6);
+        assert_eq!((fdb.port_len(P0), fdb.port_len(P1)), (3, 3));
+        fdb.set_ageing(10);
+        assert_eq!(fdb.expire(t(11)), 6);
     }
 
     /// Random operations against a plain map as the model; checks the lists stay consistent.
@@ -512,7 +691,7 @@ mod tests {
                 0 => now += (x >> 24) % 4,
                 1 => {
                     fdb.expire(t(now));
-                    model.retain(|_, &mut (_, seen)| (now as u32) - seen < ageing);
+                    model.retain(|_, &mut (_, seen)| (now as u32) - seen <= ageing);
                 }
                 2 => {
                     fdb.remove_port(port);

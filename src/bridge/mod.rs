@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::wire::{EthernetFrame, MacAddr};
-pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned};
+pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned, TableFull};
 pub use stats::{DropReason, PortStats};
 
 /// A port's number inside the switch. Numbers of removed ports are reused.
@@ -133,6 +133,43 @@ impl Bridge {
         self.ports().filter(move |&p| p != ingress)
     }
 
+    /// The learning table's current settings.
+    pub fn config(&self) -> BridgeConfig {
+        BridgeConfig {
+            mac_table_size: self.fdb.capacity(),
+            mac_ageing: self.fdb.ageing(),
+        }
+    }
+
+    /// Applies new table settings to the running table (shrinking evicts fairly).
+    pub fn set_config(&mut self, config: BridgeConfig) {
+        self.fdb.set_ageing(config.mac_ageing);
+        self.fdb.set_capacity(config.mac_table_size);
+    }
+
+    /// Adds a static entry: frames to `mac` in `vlan` always go to `port`, which must be
+    /// attached; `mac` must be an individual (unicast), non-zero address.
+    pub fn add_static(&mut self, port: PortId, vlan: u16, mac: MacAddr) -> Result<(), StaticError> {
+        if self.port_stats(port).is_none() {
+            return Err(StaticError::NoSuchPort);
+        }
+        if !mac.is_learnable_source() {
+            return Err(StaticError::NotUnicast(mac));
+        }
+        self.fdb.add_static(vlan, mac, port)?;
+        Ok(())
+    }
+
+    /// Removes the entry (learned or static) for `mac` in `vlan`; whether there was one.
+    pub fn remove_mac(&mut self, vlan: u16, mac: MacAddr) -> bool {
+        self.fdb.remove_mac(vlan, mac)
+    }
+
+    /// Forgets the learned entries of one port, or of all; static entries stay.
+    pub fn flush(&mut self, port: Option<PortId>) -> usize {
+        self.fdb.flush(port)
+    }
+
     /// Periodic housekeeping: expires MAC entries past their ageing time. Returns how many went.
     pub fn tick(&mut self, now: Duration) -> usize {
         self.fdb.expire(now)
@@ -151,6 +188,17 @@ impl Bridge {
             stats.count_drop(reason);
         }
     }
+}
+
+/// Why a static entry was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StaticError {
+    #[error("no such port")]
+    NoSuchPort,
+    #[error("{0} is not an individual (unicast, non-zero) address")]
+    NotUnicast(MacAddr),
+    #[error(transparent)]
+    TableFull(#[from] TableFull),
 }
 
 fn decide(fdb: &mut Fdb, port: PortId, frame: &[u8], now: Duration) -> Verdict {

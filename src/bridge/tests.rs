@@ -133,10 +133,10 @@ fn entries_age_out_and_flooding_resumes() {
     let (mut b, p) = bridge_with(3, config);
     b.ingress(p[1], &frame(BCAST, B), t(0));
     assert_eq!(b.ingress(p[0], &frame(B, A), t(5)), Verdict::Forward(p[1]));
-    assert_eq!(b.tick(t(9)), 0);
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(9)), Verdict::Forward(p[1]));
-    assert_eq!(b.tick(t(10)), 1);
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(10)), Verdict::Flood);
+    assert_eq!(b.tick(t(10)), 0);
+    assert_eq!(b.ingress(p[0], &frame(B, A), t(10)), Verdict::Forward(p[1]));
+    assert_eq!(b.tick(t(11)), 1);
+    assert_eq!(b.ingress(p[0], &frame(B, A), t(11)), Verdict::Flood);
     assert_eq!(b.fdb().counters().expired, 1);
 }
 

@@ -7,7 +7,23 @@ use std::io;
 
 use mio::{Registry, Token};
 
-pub use tap::TapPort;
+pub use tap::{TapOpenError, TapPort};
+
+use crate::config::{PortKind, PortSpec};
+
+/// A port could not be opened; the message names it and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Tap(#[from] TapOpenError),
+}
+
+/// Opens the port a spec describes.
+pub fn open(spec: &PortSpec) -> Result<Box<dyn Port>, OpenError> {
+    match spec.kind {
+        PortKind::Tap => Ok(Box::new(TapPort::open(&spec.name)?)),
+    }
+}
 
 /// What a port can take besides complete Ethernet frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +47,11 @@ pub trait Port: Send {
     fn kind(&self) -> &'static str;
 
     fn caps(&self) -> Caps;
+
+    /// Kind-specific facts for `port list` (e.g. whether a TAP was created by the switch).
+    fn detail(&self) -> String {
+        String::new()
+    }
 
     /// Reads one frame into `buf` (header + frame) and returns the bytes used. `WouldBlock`
     /// means nothing is queued; any error but `WouldBlock` and `Interrupted` means the port is

@@ -98,6 +98,14 @@ impl Port for TapPort {
         Caps { offloads: true }
     }
 
+    fn detail(&self) -> String {
+        if self.tap.is_persistent() {
+            "persistent TAP, stays when detached".to_owned()
+        } else {
+            "created by vswitchd, deleted when detached".to_owned()
+        }
+    }
+
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.tap.read(buf)
     }

@@ -7,7 +7,8 @@ use std::str::FromStr;
 pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
 
 /// A name the kernel would accept for a network interface: 1 to 15 bytes, not `.` or `..`, and
-/// free of `/`, `:`, whitespace and NUL (the rules of the kernel's `dev_valid_name`).
+/// free of `/`, `:`, whitespace and NUL (the rules of the kernel's `dev_valid_name`). `%` is
+/// refused too: the kernel would read `tap%d` as a template and pick a name of its own.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IfName(String);
 
@@ -37,7 +38,7 @@ impl IfName {
         }
         if let Some(c) = name
             .chars()
-            .find(|&c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+            .find(|&c| matches!(c, '/' | ':' | '%' | '\0') || c.is_whitespace())
         {
             return Err(InvalidIfName::BadChar(name.to_owned(), c));
         }

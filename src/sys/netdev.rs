@@ -33,8 +33,9 @@ pub fn set_up(name: &IfName) -> io::Result<()> {
         return Ok(());
     }
     ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-    // SAFETY: as above; SIOCSIFFLAGS only reads `ifr`.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &ifr) } < 0 {
+    // SAFETY: as above; SIOCSIFFLAGS reads `ifr` (and older kernels copy it back), all within
+    // the struct, which lives until the call returns.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut ifr) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

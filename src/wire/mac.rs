@@ -98,6 +98,19 @@ impl FromStr for MacAddr {
     }
 }
 
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +169,23 @@ mod tests {
         assert!(!MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x10]).is_link_local());
         assert!(!MacAddr([0x01, 0x80, 0xc2, 0, 0x01, 0x00]).is_link_local());
         assert!(!MacAddr([0x03, 0x80, 0xc2, 0, 0, 0x00]).is_link_local());
+    }
+
+    #[test]
+    fn serializes_as_a_string() {
+        let mac = MacAddr([0x02, 0xab, 0, 0, 0, 1]);
+        assert_eq!(
+            serde_json::to_string(&mac).unwrap(),
+            "\"02:ab:00:00:00:01\""
+        );
+        assert_eq!(
+            serde_json::from_str::<MacAddr>("\"02:AB:00:00:00:01\"").unwrap(),
+            mac
+        );
+        let err = serde_json::from_str::<MacAddr>("\"02:ab\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid MAC address"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const VSWITCHD: &str = env!("CARGO_BIN_EXE_vswitchd");
+pub const VSWITCHCTL: &str = env!("CARGO_BIN_EXE_vswitchctl");
 
 /// Seconds any single external command may take.
 const CMD_TIMEOUT: &str = "30";
@@ -98,6 +99,16 @@ pub fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
 
 static LABS: AtomicU32 = AtomicU32::new(0);
 
+/// `n` in base 36, zero-padded to at least `width` digits.
+fn base36(mut n: u32, width: usize) -> String {
+    let mut digits = Vec::new();
+    while n > 0 || digits.len() < width {
+        digits.push(char::from_digit(n % 36, 36).unwrap());
+        n /= 36;
+    }
+    digits.iter().rev().collect()
+}
+
 /// A host: a namespace holding one of the switch's TAPs as its interface.
 #[derive(Clone, Debug)]
 pub struct Host {
@@ -121,12 +132,16 @@ impl Host {
         sh(&all)
     }
 
-    /// Pings `ip` `count` times (0.2 s apart, 2 s wait each); whether all replies came.
+    /// Pings `ip` `count` times, 0.2 s apart; whether every reply came (within 2 s + 0.5 s
+    /// per ping: `-w` makes ping fail unless all `count` replies arrive by then).
     pub fn ping(&self, ip: &str, count: u32) -> bool {
+        let deadline = (2 + count.div_ceil(2)).to_string();
         let count = count.to_string();
-        self.run(&["ping", "-n", "-q", "-c", &count, "-i", "0.2", "-W", "2", ip])
-            .status
-            .success()
+        self.run(&[
+            "ping", "-n", "-q", "-c", &count, "-i", "0.2", "-w", &deadline, ip,
+        ])
+        .status
+        .success()
     }
 
     /// Pings until one reply comes (bounded): the first frames may race the link coming up.
@@ -195,7 +210,7 @@ impl Host {
                 Ok(line) if line.contains("listening on") => break,
                 Ok(_) => {}
                 Err(_) => {
-                    let _ = child.kill();
+                    stop_child(&mut child, Duration::from_secs(2));
                     panic!("tcpdump in {} did not start", self.ns);
                 }
             }
@@ -276,14 +291,17 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// A lab with only the switch's namespace. Names start with `v` + 5 hex digits of the pid
-    /// + 2 of a counter: unique across parallel tests, and `{prefix}t12` fits in 15 bytes.
+    /// A lab with only the switch's namespace. Names are `v` + the pid in base 36 (at most 5
+    /// digits for Linux's largest pid) + a 2-digit counter: unique across parallel tests and
+    /// processes, and `{prefix}t12` fits in 15 bytes.
     pub fn new() -> Lab {
         let n = LABS.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("v{:05x}{:02x}", std::process::id() & 0xfffff, n & 0xff);
+        let prefix = format!("v{}{}", base36(std::process::id(), 1), base36(n % 1296, 2));
         let dir = std::env::temp_dir().join(format!("vswitch-test-{prefix}"));
+        // A directory left by a crashed run of a recycled pid is stale; one of a live run is
+        // impossible (same pid, same counter).
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         let mut lab = Lab {
             sw_ns: format!("{prefix}sw"),
             prefix,
@@ -338,6 +356,47 @@ impl Lab {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The control socket of the switch `start_switch` starts.
+    pub fn ctl_path(&self) -> PathBuf {
+        self.dir.join("ctl.sock")
+    }
+
+    /// Runs `vswitchctl` against the lab's switch (bounded by `timeout`).
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let socket = self.ctl_path();
+        let mut all = vec![VSWITCHCTL, "-s", socket.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    /// Runs `vswitchctl` and returns its stdout, asserting it succeeded.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "vswitchctl {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `vswitchctl --json ...`, parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl_ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("vswitchctl {args:?}: {e}: {out}"))
+    }
+
+    /// A directory in the lab that user `uid` may write to.
+    pub fn user_dir(&self, uid: u32) -> PathBuf {
+        let dir = self.dir.join(format!("uid{uid}"));
+        let _ = std::fs::create_dir(&dir);
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+        dir
+    }
+
     /// A command that runs `vswitchd` inside the switch's namespace.
     pub fn vswitchd_command(&self, args: &[String]) -> Command {
         let mut cmd = Command::new("ip");
@@ -353,6 +412,8 @@ impl Lab {
             .flat_map(|i| ["--port".into(), self.tap(i)])
             .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("--ctl-socket".into());
+        args.push(self.ctl_path().display().to_string());
         args.push("-v".into());
         let log = File::create(self.log_path()).unwrap();
         let child = self

@@ -1,0 +1,280 @@
+//! What each control command does to the running switch.
+
+use std::collections::BTreeMap;
+
+use log::{info, warn};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    FdbRow, FdbStatsReply, FdbSummary, PortInfo, PortStatsRow, ReloadReply, Request, ShowReply,
+};
+use crate::bridge::{PortId, PortStats};
+use crate::config::{Config, PortSpec};
+use crate::port;
+use crate::reactor::Reactor;
+
+/// Runs one request; `Err` is the message the client sees.
+pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String> {
+    match request {
+        Request::Show {} => to_value(show(reactor)),
+        Request::FdbShow {} => to_value(fdb_show(reactor)),
+        Request::FdbFlush { port } => {
+            let id = port.as_deref().map(|n| port_id(reactor, n)).transpose()?;
+            let removed = reactor.bridge_mut().flush(id);
+            Ok(serde_json::json!({ "removed": removed }))
+        }
+        Request::FdbAdd { port, mac, vlan } => {
+            check_vlan(vlan)?;
+            let id = port_id(reactor, &port)?;
+            reactor
+                .bridge_mut()
+                .add_static(id, vlan, mac)
+                .map_err(|e| format!("cannot add {mac} on {port}: {e}"))?;
+            Ok(Value::Null)
+        }
+        Request::FdbDel { mac, vlan } => {
+            check_vlan(vlan)?;
+            if reactor.bridge_mut().remove_mac(vlan, mac) {
+                Ok(Value::Null)
+            } else {
+                Err(format!("no entry for {mac} in VLAN {vlan}"))
+            }
+        }
+        Request::FdbStats {} => {
+            let fdb = reactor.bridge().fdb();
+            let c = fdb.counters();
+            to_value(FdbStatsReply {
+                entries: fdb.len(),
+                max: fdb.capacity(),
+                static_entries: fdb.static_len(),
+                learned: c.learned,
+                moved: c.moved,
+                expired: c.expired,
+                evicted: c.evicted,
+            })
+        }
+        Request::PortList {} => to_value(port_infos(reactor)),
+        Request::PortAdd { spec } => {
+            let spec: PortSpec = spec.parse().map_err(|e| format!("{e}"))?;
+            let id = add_port(reactor, &spec)?;
+            to_value(port_info(reactor, id))
+        }
+        Request::PortDel { name } => {
+            let id = port_id(reactor, &name)?;
+            let macs = reactor.bridge().fdb().port_len(id);
+            reactor.remove_port(id);
+            info!("port {name} deleted by a control client");
+            Ok(serde_json::json!({ "name": name, "macs_removed": macs }))
+        }
+        Request::PortStats { name } => {
+            let ids = match name {
+                Some(n) => vec![port_id(reactor, &n)?],
+                None => reactor.bridge().ports().collect(),
+            };
+            let rows: Vec<PortStatsRow> = ids
+                .into_iter()
+                .filter_map(|id| {
+                    let name = reactor.port(id)?.name().to_owned();
+                    Some(stats_row(name, reactor.bridge().port_stats(id)?))
+                })
+                .collect();
+            to_value(rows)
+        }
+        Request::Reload {} => to_value(reload(reactor)?),
+        Request::Version {} => Ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
+    }
+}
+
+fn to_value<T: Serialize>(value: T) -> Result<Value, String> {
+    serde_json::to_value(value).map_err(|e| format!("cannot encode the reply: {e}"))
+}
+
+fn check_vlan(vlan: u16) -> Result<(), String> {
+    if vlan > 4094 {
+        return Err(format!("VLAN {vlan} is out of range (0 to 4094)"));
+    }
+    Ok(())
+}
+
+fn port_id(reactor: &Reactor, name: &str) -> Result<PortId, String> {
+    reactor
+        .port_id(name)
+        .ok_or_else(|| format!("no port named {name:?}"))
+}
+
+fn add_port(reactor: &mut Reactor, spec: &PortSpec) -> Result<PortId, String> {
+    if reactor.port_id(spec.name.as_str()).is_some() {
+        return Err(format!("port {} is already attached", spec.name));
+    }
+    let port = port::open(spec).map_err(|e| e.to_string())?;
+    reactor
+        .add_port(port)
+        .map_err(|e| format!("cannot watch port {}: {e}", spec.name))
+}
+
+fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
+    let port = reactor.port(id)?;
+    Some(PortInfo {
+        id: id.0,
+        name: port.name().to_owned(),
+        kind: port.kind().to_owned(),
+        state: if reactor.port_link_down(id) {
+            "link-down"
+        } else {
+            "up"
+        }
+        .to_owned(),
+        macs: reactor.bridge().fdb().port_len(id),
+        detail: port.detail(),
+    })
+}
+
+fn port_infos(reactor: &Reactor) -> Vec<PortInfo> {
+    reactor
+        .bridge()
+        .ports()
+        .filter_map(|id| port_info(reactor, id))
+        .collect()
+}
+
+fn show(reactor: &Reactor) -> ShowReply {
+    let fdb = reactor.bridge().fdb();
+    ShowReply {
+        name: reactor.name().to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime: reactor.now().as_secs(),
+        config: reactor.config_path().map(|p| p.display().to_string()),
+        fdb: FdbSummary {
+            entries: fdb.len(),
+            static_entries: fdb.static_len(),
+            max: fdb.capacity(),
+            ageing: fdb.ageing(),
+        },
+        ports: port_infos(reactor),
+    }
+}
+
+fn fdb_show(reactor: &Reactor) -> Vec<FdbRow> {
+    let mut rows: Vec<FdbRow> = reactor
+        .bridge()
+        .fdb()
+        .entries(reactor.now())
+        .map(|e| FdbRow {
+            port: reactor
+                .port(e.port)
+                .map_or_else(|| e.port.to_string(), |p| p.name().to_owned()),
+            vlan: e.vlan,
+            mac: e.mac,
+            age: e.age,
+            is_static: e.age.is_none(),
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.port, a.vlan, a.mac).cmp(&(&b.port, b.vlan, b.mac)));
+    rows
+}
+
+fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
+    PortStatsRow {
+        name,
+        rx_frames: stats.rx_frames,
+        rx_bytes: stats.rx_bytes,
+        tx_frames: stats.tx_frames,
+        tx_bytes: stats.tx_bytes,
+        drops: stats
+            .drop_counts()
+            .map(|(r, n)| (r.name().to_owned(), n))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Re-reads the config file and applies the difference: ports the file no longer lists stop,
+/// new ones start, unchanged ones keep forwarding untouched; table settings apply at once.
+/// Ports added at runtime with `port-add` are the operator's and are left alone (or adopted, if
+/// the file now lists them). A bad file, or a new port that cannot be opened, changes nothing.
+pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
+    let new = reactor.load_config()?;
+    let old = reactor
+        .applied_config()
+        .cloned()
+        .ok_or("vswitchd was started without --config; there is nothing to reload")?;
+    let mut reply = ReloadReply::default();
+
+    let removed: Vec<&PortSpec> = old
+        .ports
+        .iter()
+        .filter(|s| !new.ports.contains(s))
+        .collect();
+    let replaced = |spec: &PortSpec| removed.iter().any(|r| r.name == spec.name);
+
+    // Open every new port before changing anything, so a failure leaves the switch as it was.
+    // A port whose spec changed under the same name can only reopen after the old one closed.
+    let mut opened = Vec::new();
+    for spec in new.ports.iter().filter(|s| !old.ports.contains(s)) {
+        if replaced(spec) {
+            opened.push((spec, None));
+        } else if reactor.port_id(spec.name.as_str()).is_some() {
+            // Attached at runtime with `port-add`; the file now manages it.
+            reply.unchanged.push(spec.name.to_string());
+        } else {
+            let port =
+                port::open(spec).map_err(|e| format!("reload aborted, nothing changed: {e}"))?;
+            opened.push((spec, Some(port)));
+        }
+    }
+
+    for spec in &removed {
+        if let Some(id) = reactor.port_id(spec.name.as_str()) {
+            reactor.remove_port(id);
+        }
+        reply.removed.push(spec.name.to_string());
+    }
+    for (spec, port) in opened {
+        let port = match port.map_or_else(|| port::open(spec), Ok) {
+            Ok(port) => port,
+            Err(e) => {
+                warn!("reload: {e}");
+                reply.failed.push(format!("{}: {e}", spec.name));
+                continue;
+            }
+        };
+        match reactor.add_port(port) {
+            Ok(_) => reply.added.push(spec.name.to_string()),
+            Err(e) => reply
+                .failed
+                .push(format!("{}: cannot watch it: {e}", spec.name)),
+        }
+    }
+    for spec in new.ports.iter().filter(|s| old.ports.contains(s)) {
+        reply.unchanged.push(spec.name.to_string());
+    }
+
+    if new.bridge != old.bridge {
+        reactor.bridge_mut().set_config(new.bridge);
+    }
+    if new.name != old.name {
+        reply
+            .needs_restart
+            .push(format!("name: {} -> {}", old.name, new.name));
+    }
+    if new.ctl_socket != old.ctl_socket {
+        reply.needs_restart.push(format!(
+            "ctl-socket: {} -> {}",
+            old.ctl_socket.display(),
+            new.ctl_socket.display()
+        ));
+    }
+    info!(
+        "config reloaded: {} added, {} removed, {} unchanged, {} failed",
+        reply.added.len(),
+        reply.removed.len(),
+        reply.unchanged.len(),
+        reply.failed.len()
+    );
+    reactor.set_applied_config(Config {
+        name: old.name,
+        ctl_socket: old.ctl_socket,
+        ..new
+    });
+    Ok(reply)
+}

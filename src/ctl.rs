@@ -1,0 +1,410 @@
+//! `vswitchctl`: its command line (clap, shared with the man page test) and how it prints each
+//! reply as text.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::{DEFAULT_NAME, default_ctl_socket, parse_switch_name};
+use crate::control::{
+    FdbRow, FdbStatsReply, PortInfo, PortStatsRow, ReloadReply, Request, ShowReply,
+};
+use crate::wire::MacAddr;
+
+const AFTER_HELP: &str = "\
+Examples:
+  vswitchctl show                      the switch, its ports and its MAC table at a glance
+  vswitchctl fdb show                  learned and static MAC entries, ovs-appctl style
+  vswitchctl --json fdb show | jq .    the same for scripts
+  vswitchctl fdb add tap1 02:00:00:00:00:10
+  vswitchctl port add tap3             attach a new TAP while the switch runs
+  vswitchctl -n lab port stats tap0    talk to the switch started with --name lab
+
+Exit status: 0 success; 1 the daemon refused the command (its message is printed);
+2 usage error; 3 the daemon could not be reached (the message names the socket).";
+
+/// `vswitchctl`'s arguments.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "vswitchctl",
+    version,
+    about = "Inspect and control a running vswitchd",
+    long_about = "Inspect and control a running vswitchd over its control socket: the MAC \
+                  table, ports and their counters, config reloads.",
+    after_long_help = AFTER_HELP
+)]
+pub struct CtlArgs {
+    /// Talk to the switch started with --name NAME (socket /run/vswitchd/NAME.ctl).
+    #[arg(short = 'n', long, value_name = "NAME", value_parser = parse_switch_name, conflicts_with = "socket")]
+    pub name: Option<String>,
+
+    /// Talk to the control socket at PATH.
+    #[arg(short = 's', long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print the daemon's reply as JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for the daemon.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The switch, its ports and its MAC table at a glance.
+    Show,
+    /// The MAC table (forwarding database).
+    #[command(subcommand)]
+    Fdb(FdbCommand),
+    /// Ports: list, attach, detach, counters.
+    #[command(subcommand)]
+    Port(PortCommand),
+    /// Re-read the config file and apply the difference (as SIGHUP does).
+    Reload,
+    /// This program's version and the daemon's.
+    Version,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum FdbCommand {
+    /// Every entry: port, VLAN, MAC, age in seconds (or "static").
+    Show,
+    /// Forget learned entries, of one port or all; static entries stay.
+    Flush {
+        /// Only this port's entries.
+        port: Option<String>,
+    },
+    /// Add a static entry: frames to MAC always go to PORT; it never ages and learning does not
+    /// move it.
+    Add {
+        port: String,
+        mac: MacAddr,
+        /// VLAN of the entry, 0 to 4094 [default: 0].
+        #[arg(value_parser = clap::value_parser!(u16).range(0..=4094))]
+        vlan: Option<u16>,
+    },
+    /// Delete an entry, learned or static.
+    Del {
+        mac: MacAddr,
+        /// VLAN of the entry, 0 to 4094 [default: 0].
+        #[arg(value_parser = clap::value_parser!(u16).range(0..=4094))]
+        vlan: Option<u16>,
+    },
+    /// Table size and lifetime counters: learned, moved, expired, evicted.
+    Stats,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum PortCommand {
+    /// Attached ports with kind, state and MAC count.
+    List,
+    /// Attach a port; SPEC has the --port grammar ([KIND:]NAME[,key=value...]).
+    Add { spec: String },
+    /// Detach a port; its MAC entries go with it, and a TAP vswitchd created is deleted.
+    Del { name: String },
+    /// Frames and bytes received and sent, and drops by reason; of one port or all.
+    Stats { name: Option<String> },
+}
+
+impl CtlArgs {
+    /// The control socket to use.
+    pub fn socket_path(&self) -> PathBuf {
+        match (&self.socket, &self.name) {
+            (Some(path), _) => path.clone(),
+            (None, Some(name)) => default_ctl_socket(name),
+            (None, None) => default_ctl_socket(DEFAULT_NAME),
+        }
+    }
+}
+
+impl Command {
+    /// The request this command sends.
+    pub fn request(&self) -> Request {
+        match self.clone() {
+            Command::Show => Request::Show {},
+            Command::Reload => Request::Reload {},
+            Command::Version => Request::Version {},
+            Command::Fdb(c) => match c {
+                FdbCommand::Show => Request::FdbShow {},
+                FdbCommand::Flush { port } => Request::FdbFlush { port },
+                FdbCommand::Add { port, mac, vlan } => Request::FdbAdd {
+                    port,
+                    mac,
+                    vlan: vlan.unwrap_or(0),
+                },
+                FdbCommand::Del { mac, vlan } => Request::FdbDel {
+                    mac,
+                    vlan: vlan.unwrap_or(0),
+                },
+                FdbCommand::Stats => Request::FdbStats {},
+            },
+            Command::Port(c) => match c {
+                PortCommand::List => Request::PortList {},
+                PortCommand::Add { spec } => Request::PortAdd { spec },
+                PortCommand::Del { name } => Request::PortDel { name },
+                PortCommand::Stats { name } => Request::PortStats { name },
+            },
+        }
+    }
+
+    /// The daemon's reply as text for people.
+    pub fn render(&self, value: Value) -> Result<String, String> {
+        Ok(match self {
+            Command::Show => show(&typed::<ShowReply>(value)?),
+            Command::Fdb(FdbCommand::Show) => fdb_table(&typed::<Vec<FdbRow>>(value)?),
+            Command::Fdb(FdbCommand::Stats) => fdb_stats(&typed::<FdbStatsReply>(value)?),
+            Command::Fdb(FdbCommand::Flush { .. }) => {
+                format!("{} entries flushed\n", value["removed"])
+            }
+            Command::Fdb(FdbCommand::Add { .. } | FdbCommand::Del { .. }) => String::new(),
+            Command::Port(PortCommand::List) => port_table(&typed::<Vec<PortInfo>>(value)?),
+            Command::Port(PortCommand::Add { .. }) => port_table(&[typed::<PortInfo>(value)?]),
+            Command::Port(PortCommand::Del { .. }) => format!(
+                "port {} detached ({} MAC entries removed)\n",
+                value["name"].as_str().unwrap_or("?"),
+                value["macs_removed"]
+            ),
+            Command::Port(PortCommand::Stats { .. }) => {
+                port_stats(&typed::<Vec<PortStatsRow>>(value)?)
+            }
+            Command::Reload => reload(&typed::<ReloadReply>(value)?),
+            Command::Version => format!(
+                "vswitchctl {}\nvswitchd {}\n",
+                env!("CARGO_PKG_VERSION"),
+                value["version"].as_str().unwrap_or("?")
+            ),
+        })
+    }
+}
+
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_json::from_value(value).map_err(|e| format!("unexpected reply from vswitchd: {e}"))
+}
+
+/// `1d02h03m04s`, dropping leading zero units.
+pub fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s:02}s"),
+        (0, _, _) => format!("{h}h{m:02}m{s:02}s"),
+        _ => format!("{d}d{h:02}h{m:02}m{s:02}s"),
+    }
+}
+
+fn show(r: &ShowReply) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: vswitchd {}, up {}",
+        r.name,
+        r.version,
+        duration(r.uptime)
+    );
+    if let Some(config) = &r.config {
+        let _ = writeln!(out, "  config file: {config}");
+    }
+    let _ = writeln!(
+        out,
+        "  MAC table: {} of {} entries ({} static), ageing {} s",
+        r.fdb.entries, r.fdb.max, r.fdb.static_entries, r.fdb.ageing
+    );
+    let _ = writeln!(out, "  ports: {}", r.ports.len());
+    for line in port_table(&r.ports).lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+    out
+}
+
+fn port_table(ports: &[PortInfo]) -> String {
+    let w = ports.iter().map(|p| p.name.len()).max().unwrap_or(0).max(4);
+    let mut out = format!(
+        "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  detail\n",
+        "id", "name", "kind", "state", "MACs"
+    );
+    for p in ports {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  {}",
+            p.id, p.name, p.kind, p.state, p.macs, p.detail
+        );
+    }
+    out
+}
+
+/// The rows of `ovs-appctl fdb/show`, with port names: ` port  VLAN  MAC                Age`.
+pub fn fdb_table(rows: &[FdbRow]) -> String {
+    let w = rows.iter().map(|r| r.port.len()).max().unwrap_or(0).max(5);
+    let mut out = format!(
+        "{:>w$}  {:>4}  {:<17}  {:>3}\n",
+        "port", "VLAN", "MAC", "Age"
+    );
+    for r in rows {
+        let age = match r.age {
+            Some(age) => age.to_string(),
+            None => "static".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>w$}  {:>4}  {:<17}  {:>3}",
+            r.port,
+            r.vlan,
+            r.mac.to_string(),
+            age
+        );
+    }
+    out
+}
+
+fn fdb_stats(s: &FdbStatsReply) -> String {
+    format!(
+        "current entries: {}\nmax entries: {}\nstatic entries: {}\nlearned: {}\nmoved: {}\n\
+         expired: {}\nevicted: {}\n",
+        s.entries, s.max, s.static_entries, s.learned, s.moved, s.expired, s.evicted
+    )
+}
+
+fn port_stats(rows: &[PortStatsRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let _ = writeln!(out, "{}:", r.name);
+        let _ = writeln!(out, "  rx: {} frames, {} bytes", r.rx_frames, r.rx_bytes);
+        let _ = writeln!(out, "  tx: {} frames, {} bytes", r.tx_frames, r.tx_bytes);
+        let total: u64 = r.drops.values().sum();
+        let detail: Vec<String> = r
+            .drops
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if detail.is_empty() {
+            let _ = writeln!(out, "  drops: {total}");
+        } else {
+            let _ = writeln!(out, "  drops: {total} ({})", detail.join(", "));
+        }
+    }
+    out
+}
+
+fn reload(r: &ReloadReply) -> String {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut out = format!(
+        "added: {}\nremoved: {}\nunchanged: {}\n",
+        list(&r.added),
+        list(&r.removed),
+        list(&r.unchanged)
+    );
+    if !r.failed.is_empty() {
+        let _ = writeln!(out, "failed: {}", list(&r.failed));
+    }
+    for note in &r.needs_restart {
+        let _ = writeln!(out, "needs a restart to apply: {note}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<CtlArgs, clap::Error> {
+        CtlArgs::try_parse_from(std::iter::once("vswitchctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        CtlArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn commands_map_to_requests() {
+        let req = |args: &[&str]| parse(args).unwrap().command.request();
+        assert_eq!(req(&["show"]), Request::Show {});
+        assert_eq!(req(&["fdb", "flush"]), Request::FdbFlush { port: None });
+        assert_eq!(
+            req(&["fdb", "add", "tap0", "02:00:00:00:00:01", "7"]),
+            Request::FdbAdd {
+                port: "tap0".into(),
+                mac: "02:00:00:00:00:01".parse().unwrap(),
+                vlan: 7
+            }
+        );
+        assert_eq!(
+            req(&["port", "stats", "tap1"]),
+            Request::PortStats {
+                name: Some("tap1".into())
+            }
+        );
+        assert!(parse(&["fdb", "add", "tap0", "nonsense"]).is_err());
+        assert!(parse(&["fdb", "del", "02:00:00:00:00:01", "4095"]).is_err());
+        assert!(parse(&["-n", "a", "-s", "/x", "show"]).is_err());
+        assert!(parse(&["frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn socket_path_follows_name_or_path() {
+        assert_eq!(
+            parse(&["show"]).unwrap().socket_path(),
+            PathBuf::from("/run/vswitchd/vswitch0.ctl")
+        );
+        assert_eq!(
+            parse(&["-n", "lab", "show"]).unwrap().socket_path(),
+            PathBuf::from("/run/vswitchd/lab.ctl")
+        );
+        assert_eq!(
+            parse(&["-s", "/tmp/x.ctl", "show"]).unwrap().socket_path(),
+            PathBuf::from("/tmp/x.ctl")
+        );
+    }
+
+    #[test]
+    fn fdb_rows_line_up_like_ovs() {
+        let rows = vec![
+            FdbRow {
+                port: "tap0".into(),
+                vlan: 0,
+                mac: "02:00:00:00:00:01".parse().unwrap(),
+                age: Some(3),
+                is_static: false,
+            },
+            FdbRow {
+                port: "tap1".into(),
+                vlan: 10,
+                mac: "02:00:00:00:00:02".parse().unwrap(),
+                age: None,
+                is_static: true,
+            },
+        ];
+        assert_eq!(
+            fdb_table(&rows),
+            concat!(
+                " port  VLAN  MAC                Age\n",
+                " tap0     0  02:00:00:00:00:01    3\n",
+                " tap1    10  02:00:00:00:00:02  static\n",
+            )
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(5), "5s");
+        assert_eq!(duration(65), "1m05s");
+        assert_eq!(duration(3723), "1h02m03s");
+        assert_eq!(duration(90061), "1d01h01m01s");
+    }
+}
