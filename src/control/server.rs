@@ -23,6 +23,9 @@ pub const MAX_CLIENTS: usize = 256;
 /// How long a reply may wait for a client to read it.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a client being disconnected may take to close its side.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
 /// First token of the control socket; ports use tokens below it.
 pub const TOKEN_BASE: usize = 1 << 20;
 const LISTENER: Token = Token(TOKEN_BASE);
@@ -67,8 +70,17 @@ struct Client {
     eof: bool,
     /// Drop the client once the reply is out.
     close_after_reply: bool,
+    /// A request was handed out and its reply has not been queued yet.
+    in_flight: bool,
+    /// Bytes discarded since the last reply went out and our side was shut down: what the
+    /// client still sends is read and thrown away (up to [`DRAIN_LIMIT`]), so that closing
+    /// does not reset the connection before the client has read that reply.
+    draining: usize,
     writable_interest: bool,
 }
+
+/// Bytes discarded from a client being disconnected before it is dropped regardless.
+const DRAIN_LIMIT: usize = 1 << 20;
 
 /// The listening socket and its clients.
 pub struct ControlServer {
@@ -161,6 +173,7 @@ impl ControlServer {
             client.outbuf.push(b'\n');
         }
         client.close_after_reply |= close;
+        client.in_flight = false;
         self.flush(registry, id);
         self.read(id, incoming);
         self.finish_if_done(registry, id);
@@ -174,9 +187,7 @@ impl ControlServer {
                 .and_then(|c| c.deadline)
                 .is_some_and(|d| now >= d);
             if late {
-                warn!(
-                    "control client {id} did not read its reply within {WRITE_DEADLINE:?}; dropped"
-                );
+                warn!("control client {id} dropped: it did not read its reply or hang up in time");
                 self.drop_client(registry, id);
             }
         }
@@ -220,6 +231,8 @@ impl ControlServer {
                 deadline: None,
                 eof: false,
                 close_after_reply: false,
+                in_flight: false,
+                draining: 0,
                 writable_interest: false,
             });
         }
@@ -243,6 +256,9 @@ impl ControlServer {
             return;
         };
         let mut chunk = [0u8; 4096];
+        if client.in_flight {
+            return;
+        }
         while client.outbuf.is_empty() && !client.eof && !client.close_after_reply {
             match client.stream.read(&mut chunk) {
                 Ok(0) => client.eof = true,
@@ -257,11 +273,13 @@ impl ControlServer {
             }
             // Answer one request at a time; the rest stay buffered until the reply is out.
             if let Some(line) = take_line(&mut client.inbuf, client.eof) {
+                client.in_flight = true;
                 incoming.push((id, parse(&line)));
                 return;
             }
             if client.inbuf.len() > MAX_REQUEST_LEN {
                 client.inbuf.clear();
+                client.in_flight = true;
                 incoming.push((
                     id,
                     Incoming::Invalid {
@@ -273,8 +291,10 @@ impl ControlServer {
             }
         }
         if client.outbuf.is_empty()
+            && !client.close_after_reply
             && let Some(line) = take_line(&mut client.inbuf, client.eof)
         {
+            client.in_flight = true;
             incoming.push((id, parse(&line)));
         }
     }
@@ -324,16 +344,37 @@ impl ControlServer {
         }
     }
 
-    /// Drops a client that has nothing left to say or hear.
+    /// Drops a client that has nothing left to say or hear. One being disconnected first has
+    /// its unread input drained, so it gets to read the reply that explains why.
     fn finish_if_done(&mut self, registry: &Registry, id: usize) {
-        let done = self
-            .clients
-            .get(id)
-            .and_then(Option::as_ref)
-            .is_some_and(|c| {
-                c.outbuf.is_empty() && (c.close_after_reply || (c.eof && c.inbuf.is_empty()))
-            });
-        if done {
+        let Some(c) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.in_flight || !c.outbuf.is_empty() {
+            return;
+        }
+        if c.close_after_reply && !c.eof && c.draining < DRAIN_LIMIT {
+            if c.draining == 0 {
+                let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                c.deadline = Some(Instant::now() + DRAIN_DEADLINE);
+                c.inbuf.clear();
+            }
+            let mut chunk = [0u8; 4096];
+            while c.draining < DRAIN_LIMIT {
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => c.draining += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Mark the drain as started even if nothing was read yet.
+                        c.draining = c.draining.max(1);
+                        return;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if c.close_after_reply || (c.eof && c.inbuf.is_empty()) {
             self.drop_client(registry, id);
         }
     }
