@@ -34,7 +34,8 @@ Exit status: 0 success; 1 the daemon refused the command (its message is printed
     about = "Inspect and control a running vswitchd",
     long_about = "Inspect and control a running vswitchd over its control socket: the MAC \
                   table, ports and their counters, config reloads.",
-    after_long_help = AFTER_HELP
+    after_long_help = AFTER_HELP,
+    disable_help_subcommand = true
 )]
 pub struct CtlArgs {
     /// Talk to the switch started with --name NAME (socket /run/vswitchd/NAME.ctl).

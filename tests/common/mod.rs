@@ -412,6 +412,13 @@ impl Lab {
             .flat_map(|i| ["--port".into(), self.tap(i)])
             .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        let taps: Vec<usize> = (1..=n).collect();
+        self.launch(args, &taps);
+    }
+
+    /// Starts `vswitchd` with `args` (plus the lab's control socket and -v) and waits until the
+    /// TAPs numbered in `taps` exist.
+    pub fn launch(&mut self, mut args: Vec<String>, taps: &[usize]) {
         args.push("--ctl-socket".into());
         args.push(self.ctl_path().display().to_string());
         args.push("-v".into());
@@ -424,7 +431,7 @@ impl Lab {
             .spawn()
             .expect("start vswitchd");
         self.switch = Some(child);
-        let taps: Vec<String> = (1..=n).map(|i| self.tap(i)).collect();
+        let taps: Vec<String> = taps.iter().map(|&i| self.tap(i)).collect();
         let ready = wait_until(Duration::from_secs(10), || {
             if let Some(status) = self.switch.as_mut().unwrap().try_wait().ok().flatten() {
                 panic!("vswitchd exited at start ({status}):\n{}", self.log());
