@@ -17,9 +17,13 @@ A virtual Ethernet switch that runs entirely in userspace.
 
 vswitchd opens a TAP device for each --port, learns which MAC address lives behind which port,
 forwards known unicast to one port and floods broadcast, multicast and unknown unicast to the
-others, like the kernel's bridge but in one process you can run, inspect and stop. It runs until
-SIGINT or SIGTERM; then it closes its ports, which deletes the TAPs it created (persistent TAPs
-it only attached to stay) and exits 0.";
+others, like the kernel's bridge but in one process you can run, inspect and stop.
+
+It serves a control socket (/run/vswitchd/NAME.ctl) for vswitchctl: the MAC table, ports and
+their counters, ports added and removed at runtime. With --config, SIGHUP (or `vswitchctl
+reload`) re-reads the file and applies the difference without disturbing unchanged ports.
+SIGINT or SIGTERM stop it: it closes its ports, which deletes the TAPs it created (persistent
+TAPs it only attached to stay), removes its socket and exits 0.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -31,15 +35,21 @@ Examples:
     ip netns add h1 && ip link set tap1 netns h1
     ip -n h1 addr add 10.0.0.1/24 dev tap1 && ip -n h1 link set tap1 up
 
+  From a config file, then inspected and changed at runtime:
+    vswitchd --config /etc/vswitchd/lab.toml &
+    vswitchctl -n lab fdb show
+    vswitchctl -n lab port add tap9
+
   Without root: create the TAPs for your user once, then attach to them:
     sudo ip tuntap add dev tap0 mode tap user $USER
-    vswitchd --port tap0 ...
+    vswitchd --port tap0 --ctl-socket $XDG_RUNTIME_DIR/vswitch0.ctl ...
 
 Port specs: [KIND:]NAME[,key=value...]. KIND is `tap` (the default): a TAP the switch creates,
 or attaches to if a persistent TAP of that name exists and no other process holds it.
 
 Exit status: 0 after SIGINT/SIGTERM, 1 when the switch cannot run (the message names the port
-and the fix), 2 for a usage error. Logs go to stderr; RUST_LOG=debug overrides -v/-q.";
+or socket and the fix), 2 for a usage error. Logs go to stderr; RUST_LOG=debug overrides -v/-q.
+See docs/config.md, docs/control.md and vswitchctl(8).";
 
 /// `vswitchd`'s arguments as typed.
 #[derive(Parser, Debug, Clone)]

@@ -163,7 +163,9 @@ impl Command {
             Command::Fdb(FdbCommand::Show) => fdb_table(&typed::<Vec<FdbRow>>(value)?),
             Command::Fdb(FdbCommand::Stats) => fdb_stats(&typed::<FdbStatsReply>(value)?),
             Command::Fdb(FdbCommand::Flush { .. }) => {
-                format!("{} entries flushed\n", value["removed"])
+                let n = value["removed"].as_u64().unwrap_or(0);
+                let entries = if n == 1 { "entry" } else { "entries" };
+                format!("flushed {n} learned {entries}\n")
             }
             Command::Fdb(FdbCommand::Add { .. } | FdbCommand::Del { .. }) => String::new(),
             Command::Port(PortCommand::List) => port_table(&typed::<Vec<PortInfo>>(value)?),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{Lab, root_or_skip, sh, wait_exit};
@@ -131,6 +131,101 @@ fn without_privileges_the_error_says_how_to_get_them() {
     assert!(!lab.link_exists(&lab.sw_ns, &name));
 }
 
+/// Starts vswitchd as uid 65534 in the lab's switch namespace with `privileges` (setpriv
+/// options) and `args`, logging to `log`. Users normally reach /dev/net/tun (mode 0666); where
+/// this machine has it 0600, a private mount namespace gets a 0666 node for the same device on a
+/// fresh tmpfs (so a `nodev` /tmp does not matter), leaving the machine's own as it is.
+fn spawn_as_nobody(lab: &Lab, privileges: &str, args: &str, log: &std::path::Path) -> Child {
+    let mnt = lab.dir.join("dev");
+    let _ = std::fs::create_dir(&mnt);
+    let script = format!(
+        "set -e; mount -t tmpfs -o mode=0755 vswitch-test {mnt}; mknod {mnt}/tun c 10 200; \
+         chmod 0666 {mnt}/tun; mount --bind {mnt}/tun /dev/net/tun; \
+         exec ip netns exec {ns} setpriv --reuid 65534 --regid 65534 --clear-groups \
+         {privileges} {bin} {args}",
+        mnt = mnt.display(),
+        ns = lab.sw_ns,
+        bin = common::VSWITCHD,
+    );
+    std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn cap_net_admin_is_the_only_privilege_needed() {
+    if !root_or_skip("cap_net_admin_only") {
+        return;
+    }
+    // What docs/vswitchd@.service grants: an unprivileged user with CAP_NET_ADMIN alone.
+    let mut lab = Lab::new();
+    let log = lab.dir.join("capable.log");
+    let ctl = lab.user_dir(65534).join("ctl.sock");
+    let args = format!(
+        "--port {} --port {} --ctl-socket {} -v",
+        lab.tap(1),
+        lab.tap(2),
+        ctl.display()
+    );
+    let caps = "--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin \
+                --bounding-set=-all,+net_admin";
+    let mut child = spawn_as_nobody(&lab, caps, &args, &log);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let up = common::wait_until(Duration::from_secs(10), || {
+        read_log().contains("switching between 2 ports") && lab.link_exists(&lab.sw_ns, &lab.tap(2))
+    });
+    if !up {
+        common::stop_child(&mut child, Duration::from_secs(5));
+        panic!(
+            "vswitchd with CAP_NET_ADMIN did not come up:\n{}",
+            read_log()
+        );
+    }
+    let h1 = lab.add_host(1, 1500);
+    let h2 = lab.add_host(2, 1500);
+    let reachable = h1.ping_eventually(&h2.ip);
+    let ctl_out = common::run(&[
+        common::VSWITCHCTL,
+        "-s",
+        ctl.to_str().unwrap(),
+        "port",
+        "add",
+        &lab.tap(3),
+    ]);
+    let tap3_created = lab.link_exists(&lab.sw_ns, &lab.tap(3));
+    let status = common::stop_child(&mut child, Duration::from_secs(5));
+    assert!(
+        reachable,
+        "hosts could not ping through it:\n{}",
+        read_log()
+    );
+    assert!(
+        ctl_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ctl_out.stderr)
+    );
+    assert!(
+        tap3_created,
+        "port add did not create the TAP:\n{}",
+        read_log()
+    );
+    assert!(
+        !read_log().contains("cannot bring the link up"),
+        "{}",
+        read_log()
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", read_log());
+    assert!(
+        !lab.link_exists(&lab.sw_ns, &lab.tap(3)),
+        "created TAPs go at exit"
+    );
+    assert!(!ctl.exists(), "the socket goes at exit");
+}
+
 #[test]
 fn an_unprivileged_user_can_attach_to_a_persistent_tap_made_for_it() {
     if !root_or_skip("unprivileged_attach") {
@@ -141,29 +236,10 @@ fn an_unprivileged_user_can_attach_to_a_persistent_tap_made_for_it() {
     sh(&[
         "ip", "-n", &lab.sw_ns, "tuntap", "add", "dev", &name, "mode", "tap", "user", "65534",
     ]);
-    // Users normally reach /dev/net/tun (mode 0666); where this machine has it 0600, a private
-    // mount namespace gets a 0666 node for the same device on a fresh tmpfs (so a `nodev` /tmp
-    // does not matter), leaving the machine's own as it is.
-    let mnt = lab.dir.join("dev");
-    std::fs::create_dir(&mnt).unwrap();
-    let script = format!(
-        "set -e; mount -t tmpfs -o mode=0755 vswitch-test {mnt}; mknod {mnt}/tun c 10 200; \
-         chmod 0666 {mnt}/tun; mount --bind {mnt}/tun /dev/net/tun; \
-         exec ip netns exec {ns} setpriv --reuid 65534 --regid 65534 --clear-groups \
-         --inh-caps=-all {bin} --port {name} --ctl-socket {ctl} -v",
-        mnt = mnt.display(),
-        ns = lab.sw_ns,
-        bin = common::VSWITCHD,
-        ctl = lab.user_dir(65534).join("ctl.sock").display(),
-    );
     let log = lab.dir.join("unprivileged.log");
-    let mut child = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let ctl = lab.user_dir(65534).join("ctl.sock");
+    let args = format!("--port {name} --ctl-socket {} -v", ctl.display());
+    let mut child = spawn_as_nobody(&lab, "--inh-caps=-all", &args, &log);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let up = common::wait_until(Duration::from_secs(10), || {
         read_log().contains("switching between 1 ports")

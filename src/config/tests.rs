@@ -187,3 +187,10 @@ fn flags_override_the_file() {
     assert!(e.to_string().contains("missing.toml"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_documented_example_file_is_valid() {
+    let f = parse(include_str!("../../docs/vswitchd.toml")).unwrap();
+    assert_eq!(f.name.as_deref(), Some("lab"));
+    assert_eq!(f.ports, vec![tap("lab-tap1"), tap("lab-tap2")]);
+}
