@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::bridge::BridgeConfig;
+use crate::bridge::vlan::{VlanListError, VlanMode, VlanSet, parse_vid};
 use crate::sys::{IfName, InvalidIfName};
 
 /// Range of `--mac-ageing`, in seconds.
@@ -46,13 +47,18 @@ impl fmt::Display for PortKind {
     }
 }
 
-/// One port: its kind, its name and (as features arrive) its options. Written on the command
-/// line as `[KIND:]NAME[,key=value...]`, in the config file as a `[[port]]` table.
+/// One port: its kind, its name and its options. Written on the command line as
+/// `[KIND:]NAME[,key=value...]`, in the config file as a `[[port]]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
     pub kind: PortKind,
     pub name: IfName,
+    /// `vlan=N` (access), `trunk=LIST[,native=N]`, or neither (every VLAN).
+    pub vlan: VlanMode,
 }
+
+/// The keys a port spec takes.
+pub const PORT_KEYS: &str = "vlan, trunk, native";
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,8 +71,19 @@ pub enum SpecError {
     BadName(#[from] InvalidIfName),
     #[error("option {0:?} is not key=value")]
     NotKeyValue(String),
-    #[error("unknown key {key:?} ({kind} ports take no keys)")]
-    UnknownKey { key: String, kind: PortKind },
+    #[error("unknown key {0:?} (a port takes {PORT_KEYS})")]
+    UnknownKey(String),
+    #[error("key {0}= is given twice")]
+    Duplicate(String),
+    #[error("{key}={value}: {source}")]
+    BadValue {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: VlanListError,
+    },
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 fn known_kinds() -> String {
@@ -88,19 +105,63 @@ impl PortSpec {
                 .ok_or_else(|| SpecError::UnknownKind(k.to_owned()))?,
         };
         let name = IfName::new(name)?;
-        if let Some((key, _)) = options.first() {
-            return Err(SpecError::UnknownKey {
-                key: (*key).to_owned(),
-                kind,
-            });
+        let (mut access, mut trunk, mut native) = (None, None, None);
+        for &(key, value) in options {
+            let bad = |key: &'static str| {
+                move |source| SpecError::BadValue {
+                    key,
+                    value: value.to_owned(),
+                    source,
+                }
+            };
+            let (slot, parsed) = match key {
+                "vlan" => (&mut access, parse_vid(value).map_err(bad("vlan"))?),
+                "native" => (&mut native, parse_vid(value).map_err(bad("native"))?),
+                "trunk" => {
+                    let set: VlanSet = value.parse().map_err(bad("trunk"))?;
+                    if trunk.replace(set).is_some() {
+                        return Err(SpecError::Duplicate(key.to_owned()));
+                    }
+                    continue;
+                }
+                _ => return Err(SpecError::UnknownKey(key.to_owned())),
+            };
+            if slot.replace(parsed).is_some() {
+                return Err(SpecError::Duplicate(key.to_owned()));
+            }
         }
-        Ok(PortSpec { kind, name })
+        let vlan = match (access, trunk, native) {
+            (None, None, None) => VlanMode::All,
+            (Some(n), None, None) => VlanMode::Access(n),
+            (None, Some(vlans), native) => VlanMode::Trunk {
+                vlans: Box::new(vlans),
+                native,
+            },
+            (Some(_), _, _) => {
+                return Err(SpecError::Conflict(
+                    "vlan= makes an access port; it cannot be combined with trunk= or native=",
+                ));
+            }
+            (None, None, Some(_)) => {
+                return Err(SpecError::Conflict(
+                    "native= needs trunk= (the tagged VLANs)",
+                ));
+            }
+        };
+        Ok(PortSpec { kind, name, vlan })
+    }
+
+    /// Whether `other` is the same port (kind and name), whatever its options.
+    pub fn same_port(&self, other: &PortSpec) -> bool {
+        self.kind == other.kind && self.name == other.name
     }
 }
 
 impl FromStr for PortSpec {
     type Err = SpecError;
 
+    /// `[KIND:]NAME[,key=value...]`. A trunk list keeps its commas: in
+    /// `tap0,trunk=10,20,30-40,native=5` the items without `=` continue the `trunk=` value.
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         if spec.is_empty() {
             return Err(SpecError::Empty);
@@ -111,19 +172,36 @@ impl FromStr for PortSpec {
             Some((kind, name)) => (Some(kind), name),
             None => (None, head),
         };
-        let options = parts
-            .map(|o| {
-                o.split_once('=')
-                    .ok_or_else(|| SpecError::NotKeyValue(o.to_owned()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut options: Vec<(&str, String)> = Vec::new();
+        for part in parts {
+            match (part.split_once('='), options.last_mut()) {
+                (Some((key, value)), _) => options.push((key, value.to_owned())),
+                (None, Some((key, value))) if *key == "trunk" => {
+                    value.push(',');
+                    value.push_str(part);
+                }
+                (None, _) => return Err(SpecError::NotKeyValue(part.to_owned())),
+            }
+        }
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         PortSpec::new(kind, name, &options)
     }
 }
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind, self.name)
+        write!(f, "{}:{}", self.kind, self.name)?;
+        match &self.vlan {
+            VlanMode::All => Ok(()),
+            VlanMode::Access(n) => write!(f, ",vlan={n}"),
+            VlanMode::Trunk { vlans, native } => {
+                write!(f, ",trunk={vlans}")?;
+                match native {
+                    Some(n) => write!(f, ",native={n}"),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 }
 
@@ -264,6 +342,39 @@ struct RawFile {
 struct RawPort {
     name: String,
     kind: Option<String>,
+    vlan: Option<u16>,
+    trunk: Option<RawTrunk>,
+    native: Option<u16>,
+}
+
+/// `trunk = "10,20,30-40"` or `trunk = [10, 20]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTrunk {
+    Text(String),
+    List(Vec<u16>),
+}
+
+impl RawPort {
+    /// The options as the command-line grammar has them.
+    fn options(&self) -> Vec<(&'static str, String)> {
+        let mut options = Vec::new();
+        if let Some(v) = self.vlan {
+            options.push(("vlan", v.to_string()));
+        }
+        match &self.trunk {
+            Some(RawTrunk::Text(t)) => options.push(("trunk", t.clone())),
+            Some(RawTrunk::List(l)) => options.push((
+                "trunk",
+                l.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
+            )),
+            None => {}
+        }
+        if let Some(n) = self.native {
+            options.push(("native", n.to_string()));
+        }
+        options
+    }
 }
 
 impl FileConfig {
@@ -311,7 +422,10 @@ impl FileConfig {
         for entry in raw.port {
             let at = entry.span().start;
             let raw = entry.into_inner();
-            let spec = PortSpec::new(raw.kind.as_deref(), &raw.name, &[])
+            let options = raw.options();
+            let options: Vec<(&str, &str)> =
+                options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let spec = PortSpec::new(raw.kind.as_deref(), &raw.name, &options)
                 .map_err(|e| fail(at, format!("port {:?}: {e}", raw.name)))?;
             if ports.iter().any(|p| p.name == spec.name) {
                 return Err(fail(
@@ -321,9 +435,14 @@ impl FileConfig {
             }
             ports.push(spec);
         }
+        // A relative socket path is relative to the file, not to wherever vswitchd started.
+        let ctl_socket = raw.ctl_socket.map(|p| match path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        });
         Ok(FileConfig {
             name,
-            ctl_socket: raw.ctl_socket,
+            ctl_socket,
             mac_ageing: ranged("mac-ageing", raw.mac_ageing, MAC_AGEING_RANGE)?,
             mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
             ports,

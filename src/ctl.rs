@@ -156,6 +156,12 @@ impl Command {
         }
     }
 
+    /// Whether a reply reports that part of the command failed (a reload that could not open
+    /// every port): vswitchctl then exits 1 after printing it.
+    pub fn partly_failed(&self, value: &Value) -> bool {
+        *self == Command::Reload && value["failed"].as_array().is_some_and(|f| !f.is_empty())
+    }
+
     /// The daemon's reply as text for people.
     pub fn render(&self, value: Value) -> Result<String, String> {
         Ok(match self {
@@ -179,11 +185,8 @@ impl Command {
                 port_stats(&typed::<Vec<PortStatsRow>>(value)?)
             }
             Command::Reload => reload(&typed::<ReloadReply>(value)?),
-            Command::Version => format!(
-                "vswitchctl {}\nvswitchd {}\n",
-                env!("CARGO_PKG_VERSION"),
-                value["version"].as_str().unwrap_or("?")
-            ),
+            // vswitchctl's own version is printed before the daemon is asked.
+            Command::Version => format!("vswitchd {}\n", value["version"].as_str().unwrap_or("?")),
         })
     }
 }
@@ -229,15 +232,16 @@ fn show(r: &ShowReply) -> String {
 
 fn port_table(ports: &[PortInfo]) -> String {
     let w = ports.iter().map(|p| p.name.len()).max().unwrap_or(0).max(4);
+    let v = ports.iter().map(|p| p.vlan.len()).max().unwrap_or(0).max(5);
     let mut out = format!(
-        "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  detail\n",
-        "id", "name", "kind", "state", "MACs"
+        "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  {:<v$}  detail\n",
+        "id", "name", "kind", "state", "MACs", "VLANs"
     );
     for p in ports {
         let _ = writeln!(
             out,
-            "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  {}",
-            p.id, p.name, p.kind, p.state, p.macs, p.detail
+            "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  {:<v$}  {}",
+            p.id, p.name, p.kind, p.state, p.macs, p.vlan, p.detail
         );
     }
     out
@@ -306,9 +310,10 @@ fn reload(r: &ReloadReply) -> String {
         }
     };
     let mut out = format!(
-        "added: {}\nremoved: {}\nunchanged: {}\n",
+        "added: {}\nremoved: {}\nreconfigured: {}\nunchanged: {}\n",
         list(&r.added),
         list(&r.removed),
+        list(&r.reconfigured),
         list(&r.unchanged)
     );
     if !r.failed.is_empty() {

@@ -10,7 +10,6 @@ use log::{info, warn};
 use vswitch::cli::Args;
 use vswitch::config::Config;
 use vswitch::control::server::ControlServer;
-use vswitch::port;
 use vswitch::reactor::Reactor;
 
 fn main() -> ExitCode {
@@ -55,10 +54,7 @@ fn run(args: &Args, config: Config) -> anyhow::Result<()> {
         .serve_control(control)
         .context("cannot watch the control socket")?;
     for spec in &config.ports {
-        let port = port::open(spec)?;
-        reactor
-            .add_port(port)
-            .with_context(|| format!("cannot watch port {}", spec.name))?;
+        reactor.attach(spec).map_err(anyhow::Error::msg)?;
     }
     if let Some(path) = &args.config {
         let (path, args) = (path.clone(), args.clone());

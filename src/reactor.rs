@@ -18,11 +18,12 @@ use mio::{Events, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::bridge::{Bridge, BridgeConfig, DropReason, PortId, Verdict};
-use crate::config::Config;
+use crate::bridge::{Bridge, BridgeConfig, DropReason, Egress, PortId, Verdict, VlanMode};
+use crate::config::{Config, PortSpec};
 use crate::control::server::{ControlServer, Incoming};
 use crate::control::{Reply, commands};
-use crate::port::Port;
+use crate::port::{self, Port};
+use crate::wire::vlan::{self as tag, VLAN_TAG_LEN};
 use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader};
 
 /// Frames read from one port per turn before the others get theirs, unless set otherwise with
@@ -67,7 +68,8 @@ pub type ConfigLoader = Box<dyn FnMut() -> Result<Config, String> + Send>;
 struct ConfigSource {
     path: PathBuf,
     load: ConfigLoader,
-    /// The configuration applied last; its ports are the ones a reload manages.
+    /// The configuration applied last; its ports are the ones a reload manages (attached from
+    /// the file and not since taken over by `port-add`/`port-del`).
     applied: Config,
 }
 
@@ -84,7 +86,7 @@ pub struct Reactor {
     targets: Vec<PortId>,
     /// Ports found dead while sending, removed once the current frame is done.
     dead: Vec<(PortId, String)>,
-    buf: Box<[u8]>,
+    buf: FrameBuf,
     read_budget: usize,
     start: Instant,
     next_tick: Instant,
@@ -113,7 +115,7 @@ impl Reactor {
             batch: Vec::new(),
             targets: Vec::new(),
             dead: Vec::new(),
-            buf: vec![0; FRAME_BUF_LEN].into_boxed_slice(),
+            buf: FrameBuf::new(),
             read_budget: READ_BUDGET,
             start,
             next_tick: start + TICK,
@@ -189,6 +191,14 @@ impl Reactor {
         }
     }
 
+    /// Takes the port `name` out of the config file's management (an operator attached or
+    /// detached it by hand): a reload will not stop it because the file no longer lists it.
+    pub fn release_from_config(&mut self, name: &str) {
+        if let Some(source) = self.config.as_mut() {
+            source.applied.ports.retain(|p| p.name.as_str() != name);
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -224,8 +234,14 @@ impl Reactor {
     }
 
     /// Attaches a port; it forwards from the next turn of the loop.
-    pub fn add_port(&mut self, mut port: Box<dyn Port>) -> io::Result<PortId> {
-        let id = self.bridge.add_port();
+    pub fn add_port(&mut self, port: Box<dyn Port>) -> io::Result<PortId> {
+        self.add_port_with(port, VlanMode::All)
+    }
+
+    /// Attaches a port in VLAN mode `vlan`.
+    pub fn add_port_with(&mut self, mut port: Box<dyn Port>, vlan: VlanMode) -> io::Result<PortId> {
+        let mode = vlan.to_string();
+        let id = self.bridge.add_port_with(vlan);
         if let Err(e) = port.register(self.poll.registry(), Token(id.index())) {
             self.bridge.remove_port(id);
             return Err(e);
@@ -233,7 +249,11 @@ impl Reactor {
         if self.slots.len() <= id.index() {
             self.slots.resize_with(id.index() + 1, || None);
         }
-        info!("port {} ({}) attached as {id}", port.name(), port.kind());
+        info!(
+            "port {} ({}, VLANs: {mode}) attached as {id}",
+            port.name(),
+            port.kind()
+        );
         self.slots[id.index()] = Some(Slot {
             port,
             last_warning: None,
@@ -242,6 +262,16 @@ impl Reactor {
         // Frames may have queued before registration; look once.
         self.ready.push(id);
         Ok(id)
+    }
+
+    /// Opens the port `spec` describes and attaches it.
+    pub fn attach(&mut self, spec: &PortSpec) -> Result<PortId, String> {
+        if self.port_id(spec.name.as_str()).is_some() {
+            return Err(format!("port {} is already attached", spec.name));
+        }
+        let port = port::open(spec).map_err(|e| e.to_string())?;
+        self.add_port_with(port, spec.vlan.clone())
+            .map_err(|e| format!("cannot watch port {}: {e}", spec.name))
     }
 
     /// Detaches a port: its MAC entries are forgotten, and the port is returned to the caller
@@ -269,7 +299,11 @@ impl Reactor {
     pub fn run(&mut self) -> io::Result<()> {
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
-            let timeout = if self.ready.is_empty() {
+            let control_pending = self
+                .control
+                .as_ref()
+                .is_some_and(ControlServer::has_pending);
+            let timeout = if self.ready.is_empty() && !control_pending {
                 self.next_tick.saturating_duration_since(now)
             } else {
                 Duration::ZERO
@@ -300,6 +334,9 @@ impl Reactor {
                 self.take_signals();
             }
             self.service_ready();
+            if let Some(control) = self.control.as_mut() {
+                control.resume(self.poll.registry(), &mut self.incoming);
+            }
             self.answer_control();
             let now = Instant::now();
             if now >= self.next_tick {
@@ -353,13 +390,7 @@ impl Reactor {
                 Incoming::Invalid { message, fatal } => (Reply::Error(message), fatal),
             };
             if let Some(control) = self.control.as_mut() {
-                control.reply(
-                    self.poll.registry(),
-                    client,
-                    &reply,
-                    close,
-                    &mut self.incoming,
-                );
+                control.reply(self.poll.registry(), client, &reply, close);
             }
         }
     }
@@ -387,7 +418,7 @@ impl Reactor {
         let now = self.now();
         let mut more = true;
         for _ in 0..self.read_budget {
-            match slot.port.recv(&mut self.buf) {
+            match slot.port.recv(self.buf.recv_area()) {
                 Ok(n) => self.handle_frame(id, n, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     more = false;
@@ -406,15 +437,14 @@ impl Reactor {
     }
 
     fn handle_frame(&mut self, ingress: PortId, len: usize, now: Duration) {
-        let frame = &self.buf[..len];
-        let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
-        match self.bridge.ingress(ingress, eth, now) {
-            Verdict::Forward(out) => self.transmit(out, len),
-            Verdict::Flood => {
+        self.buf.received(len);
+        match self.bridge.ingress(ingress, self.buf.eth(), now) {
+            Verdict::Forward { port, vlan } => self.transmit(port, vlan),
+            Verdict::Flood { vlan } => {
                 let mut targets = std::mem::take(&mut self.targets);
-                targets.extend(self.bridge.flood_targets(ingress));
+                targets.extend(self.bridge.flood_targets(ingress, vlan));
                 for &out in &targets {
-                    self.transmit(out, len);
+                    self.transmit(out, vlan);
                 }
                 targets.clear();
                 self.targets = targets;
@@ -423,16 +453,20 @@ impl Reactor {
         }
     }
 
-    /// Sends the first `len` bytes of the buffer to `out`, counting the outcome.
-    fn transmit(&mut self, out: PortId, len: usize) {
+    /// Sends the frame in the buffer, shaped for `out` (tagged or not), counting the outcome.
+    fn transmit(&mut self, out: PortId, vlan: u16) {
         if self.dead.iter().any(|(id, _)| *id == out) {
             return;
         }
+        let Some(egress) = self.bridge.egress(out, vlan) else {
+            return;
+        };
         let Some(slot) = self.slots.get_mut(out.index()).and_then(Option::as_mut) else {
             return;
         };
-        let frame = &self.buf[..len];
-        let bytes = len - VNET_HDR_LEN;
+        self.buf.shape(egress, vlan);
+        let frame = self.buf.frame();
+        let bytes = frame.len() - VNET_HDR_LEN;
         if !slot.port.caps().offloads && !VnetHeader::new_unchecked(frame).is_complete() {
             self.bridge.count_drop(out, DropReason::NoOffload);
             return;
@@ -479,6 +513,70 @@ impl Reactor {
             if let Some(port) = self.remove_port(id) {
                 warn!("port {} removed: {why}", port.name());
             }
+        }
+    }
+}
+
+/// The one frame buffer. A frame is read in after [`VLAN_TAG_LEN`] bytes of headroom, so a tag
+/// can be pushed by moving the 24 bytes in front of it (virtio-net header and MACs) instead of
+/// the whole frame; between two egress ports the frame is only re-shaped if their tagging
+/// differs.
+struct FrameBuf {
+    bytes: Box<[u8]>,
+    /// Where the frame (its virtio-net header) starts now.
+    start: usize,
+    len: usize,
+    /// Priority and DEI bits of the tag the frame arrived with, kept when a tag is pushed.
+    prio: u16,
+}
+
+impl FrameBuf {
+    fn new() -> FrameBuf {
+        FrameBuf {
+            bytes: vec![0; VLAN_TAG_LEN + FRAME_BUF_LEN].into_boxed_slice(),
+            start: VLAN_TAG_LEN,
+            len: 0,
+            prio: 0,
+        }
+    }
+
+    /// Where a port reads the next frame to.
+    fn recv_area(&mut self) -> &mut [u8] {
+        &mut self.bytes[VLAN_TAG_LEN..]
+    }
+
+    /// Takes note of a frame of `len` bytes just read into [`FrameBuf::recv_area`].
+    fn received(&mut self, len: usize) {
+        self.start = VLAN_TAG_LEN;
+        self.len = len;
+        self.prio = tag::tci(self.eth()).map_or(0, |tci| tci & 0xf000);
+    }
+
+    fn frame(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+
+    /// The Ethernet frame, after the virtio-net header (empty if the frame is shorter).
+    fn eth(&self) -> &[u8] {
+        self.frame().get(VNET_HDR_LEN..).unwrap_or(&[])
+    }
+
+    /// Tags or untags the frame as a port that sends `vlan` frames `egress` wants it.
+    fn shape(&mut self, egress: Egress, vlan: u16) {
+        match (egress, tag::tci(self.eth())) {
+            (Egress::Untagged, Some(_)) => {
+                self.start = tag::pop(&mut self.bytes, self.start, self.len);
+                self.len -= VLAN_TAG_LEN;
+            }
+            (Egress::Tagged, None) => {
+                self.start = tag::push(&mut self.bytes, self.start, self.len, self.prio | vlan);
+                self.len += VLAN_TAG_LEN;
+            }
+            // A priority-tagged frame (VID 0) joining a VLAN keeps its priority.
+            (Egress::Tagged, Some(tci)) if tag::vid(tci) != vlan => {
+                tag::set_tci(&mut self.bytes, self.start, (tci & 0xf000) | vlan);
+            }
+            _ => {}
         }
     }
 }

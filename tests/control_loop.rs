@@ -468,3 +468,81 @@ fn unreachable_daemons_are_reported_as_such() {
     assert!(e.to_string().contains("no reply in time"), "{e}");
     drop(listener);
 }
+
+#[test]
+fn a_client_pipelining_requests_as_fast_as_it_can_does_not_starve_forwarding() {
+    let dir = TempDir::new();
+    let (ports, mut h) = hosts(2, false);
+    let sw = start(ports, BridgeConfig::default(), &dir);
+    teach(&mut h, 1, mac(2));
+    // One thread writes requests without pause, another reads the replies: the switch always
+    // has a request ready from this client.
+    let stream = UnixStream::connect(dir.socket()).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writer = stream.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop_w = stop.clone();
+    let w = std::thread::spawn(move || {
+        while !stop_w.load(Ordering::SeqCst) {
+            let _ = writer.write_all(b"{\"cmd\":\"version\"}\n");
+        }
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop_r = stop.clone();
+    let r = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut replies = 0u64;
+        let mut line = String::new();
+        while !stop_r.load(Ordering::SeqCst) {
+            line.clear();
+            if reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                replies += 1;
+            }
+        }
+        replies
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    lockstep(&mut h, 200);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    w.join().unwrap();
+    let replies = r.join().unwrap();
+    assert!(replies > 100, "the client was answered ({replies} replies)");
+    assert!(took < Duration::from_secs(20), "200 frames took {took:?}");
+    drop(sw);
+}
+
+#[test]
+fn a_disconnected_client_that_keeps_talking_is_dropped_in_bounded_time() {
+    let dir = TempDir::new();
+    let (ports, _h) = hosts(1, false);
+    let sw = start(ports, BridgeConfig::default(), &dir);
+    let (mut w, mut r) = raw(&dir);
+    w.write_all(b"garbage\n").unwrap();
+    assert!(read_line(&mut r).contains("error"));
+    assert_eq!(
+        read_line(&mut r),
+        "",
+        "the switch shuts down its side after the error"
+    );
+    // The client keeps sending: the switch discards it, and drops the connection within its
+    // drain deadline (5 s, checked every second) though this client never closes. Then
+    // writes fail.
+    let started = Instant::now();
+    loop {
+        if w.write_all(b"more").is_err() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "the switch still holds the connection"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(sw);
+}

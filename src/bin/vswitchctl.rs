@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use vswitch::control::client::{Client, ClientError};
-use vswitch::ctl::CtlArgs;
+use vswitch::ctl::{Command, CtlArgs};
 
 /// The daemon refused the command.
 const REFUSED: u8 = 1;
@@ -16,6 +16,10 @@ const UNREACHABLE: u8 = 3;
 fn main() -> ExitCode {
     let args = CtlArgs::parse();
     let path = args.socket_path();
+    if args.command == Command::Version && !args.json {
+        // Our own version, whether or not the daemon answers.
+        println!("vswitchctl {}", env!("CARGO_PKG_VERSION"));
+    }
     let result = Client::connect(&path, Duration::from_secs(args.timeout))
         .and_then(|mut client| client.call(&args.command.request()));
     let value = match result {
@@ -31,12 +35,21 @@ fn main() -> ExitCode {
     };
     if args.json {
         println!("{value}");
-        return ExitCode::SUCCESS;
+        return if args.command.partly_failed(&value) {
+            ExitCode::from(REFUSED)
+        } else {
+            ExitCode::SUCCESS
+        };
     }
+    let partial = args.command.partly_failed(&value);
     match args.command.render(value) {
         Ok(text) => {
             print!("{text}");
-            ExitCode::SUCCESS
+            if partial {
+                ExitCode::from(REFUSED)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("vswitchctl: {e}");

@@ -6,13 +6,16 @@
 
 pub mod fdb;
 pub mod stats;
+pub mod vlan;
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::{EthernetFrame, MacAddr};
+use crate::wire::vlan::{self as tag, TPID_8021Q, VLAN_TAG_LEN};
+use crate::wire::{ETHERNET_HEADER_LEN, EthernetFrame, MacAddr};
 pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned, TableFull};
 pub use stats::{DropReason, PortStats};
+pub use vlan::{Egress, VlanMode, VlanSet};
 
 /// A port's number inside the switch. Numbers of removed ports are reused.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -48,22 +51,29 @@ impl Default for BridgeConfig {
     }
 }
 
-/// What to do with a frame.
+/// What to do with a frame, and the VLAN it belongs to (0 for untagged frames on ports
+/// without VLAN configuration). How it leaves each port is [`Bridge::egress`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Send it to this one port.
-    Forward(PortId),
+    Forward { port: PortId, vlan: u16 },
     /// Send it to every port in [`Bridge::flood_targets`].
-    Flood,
+    Flood { vlan: u16 },
     /// Do not send it anywhere; the reason is already counted on the ingress port.
     Drop(DropReason),
 }
 
-/// The switch's state: its ports, their counters and the learning table.
+#[derive(Debug)]
+struct PortState {
+    stats: PortStats,
+    vlan: VlanMode,
+}
+
+/// The switch's state: its ports, their counters and VLAN modes, and the learning table.
 #[derive(Debug)]
 pub struct Bridge {
     fdb: Fdb,
-    ports: Vec<Option<PortStats>>,
+    ports: Vec<Option<PortState>>,
 }
 
 impl Bridge {
@@ -74,11 +84,20 @@ impl Bridge {
         }
     }
 
-    /// Attaches a new port and returns its number (the lowest free one).
+    /// Attaches a new port that carries every VLAN ([`VlanMode::All`]) and returns its number
+    /// (the lowest free one).
     ///
     /// # Panics
     /// When 65536 ports are attached at once.
     pub fn add_port(&mut self) -> PortId {
+        self.add_port_with(VlanMode::All)
+    }
+
+    /// Attaches a new port in VLAN mode `vlan`.
+    ///
+    /// # Panics
+    /// When 65536 ports are attached at once.
+    pub fn add_port_with(&mut self, vlan: VlanMode) -> PortId {
         let index = match self.ports.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -86,15 +105,42 @@ impl Bridge {
                 self.ports.len() - 1
             }
         };
-        self.ports[index] = Some(PortStats::default());
+        self.ports[index] = Some(PortState {
+            stats: PortStats::default(),
+            vlan,
+        });
         PortId(u16::try_from(index).expect("at most 65536 ports"))
     }
 
     /// Detaches a port: its MAC entries go with it. Returns its final counters.
     pub fn remove_port(&mut self, port: PortId) -> Option<PortStats> {
-        let stats = self.ports.get_mut(port.index())?.take()?;
+        let state = self.ports.get_mut(port.index())?.take()?;
         self.fdb.remove_port(port);
-        Some(stats)
+        Some(state.stats)
+    }
+
+    /// The port's VLAN mode.
+    pub fn vlan_mode(&self, port: PortId) -> Option<&VlanMode> {
+        Some(&self.state(port)?.vlan)
+    }
+
+    /// Changes a port's VLAN mode. Its learned entries are forgotten (they may belong to VLANs
+    /// it no longer carries); static ones stay. Returns whether the port exists.
+    pub fn set_vlan_mode(&mut self, port: PortId, vlan: VlanMode) -> bool {
+        let Some(state) = self.state_mut(port) else {
+            return false;
+        };
+        state.vlan = vlan;
+        self.fdb.flush(Some(port));
+        true
+    }
+
+    fn state(&self, port: PortId) -> Option<&PortState> {
+        self.ports.get(port.index())?.as_ref()
+    }
+
+    fn state_mut(&mut self, port: PortId) -> Option<&mut PortState> {
+        self.ports.get_mut(port.index())?.as_mut()
     }
 
     /// Attached ports in increasing order.
@@ -111,26 +157,34 @@ impl Bridge {
     }
 
     pub fn port_stats(&self, port: PortId) -> Option<&PortStats> {
-        self.ports.get(port.index())?.as_ref()
+        Some(&self.state(port)?.stats)
     }
 
     /// Decides the fate of `frame` (an Ethernet frame, without virtio-net header) that arrived
     /// on `port` at `now`, learning its source on the way.
     pub fn ingress(&mut self, port: PortId, frame: &[u8], now: Duration) -> Verdict {
-        let Some(stats) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else {
+        let Some(state) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else {
             return Verdict::Drop(DropReason::PortGone);
         };
-        stats.count_rx(frame.len());
-        let verdict = decide(&mut self.fdb, port, frame, now);
-        if let Verdict::Drop(reason) = verdict {
-            stats.count_drop(reason);
+        state.stats.count_rx(frame.len());
+        let verdict = decide(&mut self.fdb, &self.ports, port, frame, now);
+        if let Verdict::Drop(reason) = verdict
+            && let Some(state) = self.state_mut(port)
+        {
+            state.stats.count_drop(reason);
         }
         verdict
     }
 
-    /// Where a flooded frame from `ingress` goes: every other port.
-    pub fn flood_targets(&self, ingress: PortId) -> impl Iterator<Item = PortId> + '_ {
-        self.ports().filter(move |&p| p != ingress)
+    /// How a frame of `vlan` leaves `port`, or `None` if it must not.
+    pub fn egress(&self, port: PortId, vlan: u16) -> Option<Egress> {
+        self.state(port)?.vlan.egress(vlan)
+    }
+
+    /// Where a flooded frame of `vlan` from `ingress` goes: every other port in that VLAN.
+    pub fn flood_targets(&self, ingress: PortId, vlan: u16) -> impl Iterator<Item = PortId> + '_ {
+        self.ports()
+            .filter(move |&p| p != ingress && self.egress(p, vlan).is_some())
     }
 
     /// The learning table's current settings.
@@ -177,15 +231,15 @@ impl Bridge {
 
     /// Counts a frame of `bytes` sent on `port`.
     pub fn count_tx(&mut self, port: PortId, bytes: usize) {
-        if let Some(stats) = self.ports.get_mut(port.index()).and_then(Option::as_mut) {
-            stats.count_tx(bytes);
+        if let Some(state) = self.state_mut(port) {
+            state.stats.count_tx(bytes);
         }
     }
 
     /// Counts a frame that could not be sent on `port`.
     pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
-        if let Some(stats) = self.ports.get_mut(port.index()).and_then(Option::as_mut) {
-            stats.count_drop(reason);
+        if let Some(state) = self.state_mut(port) {
+            state.stats.count_drop(reason);
         }
     }
 }
@@ -201,26 +255,50 @@ pub enum StaticError {
     TableFull(#[from] TableFull),
 }
 
-fn decide(fdb: &mut Fdb, port: PortId, frame: &[u8], now: Duration) -> Verdict {
+fn decide(
+    fdb: &mut Fdb,
+    ports: &[Option<PortState>],
+    port: PortId,
+    frame: &[u8],
+    now: Duration,
+) -> Verdict {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return Verdict::Drop(DropReason::Malformed);
+    };
+    let tci = tag::tci(frame);
+    if tci.is_none() && u16::from(eth.ethertype()) == TPID_8021Q {
+        // Claims a tag but is too short to hold one.
+        debug_assert!(frame.len() < ETHERNET_HEADER_LEN + VLAN_TAG_LEN);
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let mode = |p: PortId| {
+        ports
+            .get(p.index())
+            .and_then(Option::as_ref)
+            .map(|s| &s.vlan)
+    };
+    let Some(vlan) = mode(port).and_then(|m| m.ingress(tci.map(tag::vid))) else {
+        return Verdict::Drop(DropReason::VlanFiltered);
     };
     let src = MacAddr(eth.src_addr().0);
     let dst = MacAddr(eth.dst_addr().0);
     if !src.is_learnable_source() {
         return Verdict::Drop(DropReason::InvalidSource);
     }
-    fdb.learn(0, src, port, now);
+    fdb.learn(vlan, src, port, now);
     if dst.is_multicast() {
         if dst.is_link_local() {
             return Verdict::Drop(DropReason::ReservedDest);
         }
-        return Verdict::Flood;
+        return Verdict::Flood { vlan };
     }
-    match fdb.lookup(0, dst) {
+    match fdb.lookup(vlan, dst) {
         Some(out) if out == port => Verdict::Drop(DropReason::SamePort),
-        Some(out) => Verdict::Forward(out),
-        None => Verdict::Flood,
+        Some(out) if mode(out).and_then(|m| m.egress(vlan)).is_none() => {
+            Verdict::Drop(DropReason::VlanFiltered)
+        }
+        Some(out) => Verdict::Forward { port: out, vlan },
+        None => Verdict::Flood { vlan },
     }
 }
 

@@ -24,10 +24,14 @@ pub enum DropReason {
     NoOffload,
     /// The frame came from a port that is no longer attached.
     PortGone,
+    /// The frame's VLAN is not allowed on the port it came in on (a tagged frame on an access
+    /// port, an untagged one on a trunk without a native VLAN, a VLAN not in the trunk list,
+    /// VID 4095), or its destination's port is not in that VLAN.
+    VlanFiltered,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -37,6 +41,7 @@ impl DropReason {
         DropReason::TxError,
         DropReason::NoOffload,
         DropReason::PortGone,
+        DropReason::VlanFiltered,
     ];
 
     /// The name used in logs and statistics.
@@ -51,6 +56,7 @@ impl DropReason {
             DropReason::TxError => "tx_error",
             DropReason::NoOffload => "no_offload",
             DropReason::PortGone => "port_gone",
+            DropReason::VlanFiltered => "vlan_filtered",
         }
     }
 

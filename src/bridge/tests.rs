@@ -29,9 +29,24 @@ fn t(secs: u64) -> Duration {
 #[test]
 fn unknown_unicast_floods_then_known_unicast_goes_to_one_port() {
     let (mut b, p) = bridge_with(3, BridgeConfig::default());
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(0)), Verdict::Flood);
-    assert_eq!(b.ingress(p[1], &frame(A, B), t(0)), Verdict::Forward(p[0]));
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(0)), Verdict::Forward(p[1]));
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
+    assert_eq!(
+        b.ingress(p[1], &frame(A, B), t(0)),
+        Verdict::Forward {
+            port: p[0],
+            vlan: 0
+        }
+    );
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(0)),
+        Verdict::Forward {
+            port: p[1],
+            vlan: 0
+        }
+    );
     assert_eq!(b.fdb().len(), 2);
 }
 
@@ -39,12 +54,21 @@ fn unknown_unicast_floods_then_known_unicast_goes_to_one_port() {
 fn broadcast_and_multicast_flood_to_all_but_the_ingress() {
     let (mut b, p) = bridge_with(4, BridgeConfig::default());
     b.ingress(p[1], &frame(A, B), t(0));
-    assert_eq!(b.ingress(p[1], &frame(BCAST, B), t(0)), Verdict::Flood);
+    assert_eq!(
+        b.ingress(p[1], &frame(BCAST, B), t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
     let ipv4_mcast = [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb];
-    assert_eq!(b.ingress(p[1], &frame(ipv4_mcast, B), t(0)), Verdict::Flood);
+    assert_eq!(
+        b.ingress(p[1], &frame(ipv4_mcast, B), t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
     let ipv6_mcast = [0x33, 0x33, 0, 0, 0, 1];
-    assert_eq!(b.ingress(p[1], &frame(ipv6_mcast, B), t(0)), Verdict::Flood);
-    let targets: Vec<_> = b.flood_targets(p[1]).collect();
+    assert_eq!(
+        b.ingress(p[1], &frame(ipv6_mcast, B), t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
+    let targets: Vec<_> = b.flood_targets(p[1], 0).collect();
     assert_eq!(targets, vec![p[0], p[2], p[3]]);
 }
 
@@ -59,7 +83,7 @@ fn never_reflects_to_the_ingress_port() {
         Verdict::Drop(DropReason::SamePort)
     );
     assert_eq!(b.port_stats(p[0]).unwrap().drops(DropReason::SamePort), 1);
-    assert!(b.flood_targets(p[0]).all(|q| q != p[0]));
+    assert!(b.flood_targets(p[0], 0).all(|q| q != p[0]));
 }
 
 #[test]
@@ -75,7 +99,10 @@ fn reserved_destinations_are_never_forwarded() {
     }
     // 01:80:c2:00:00:10 and up are ordinary multicast.
     let dst = [0x01, 0x80, 0xc2, 0, 0, 0x10];
-    assert_eq!(b.ingress(p[0], &frame(dst, A), t(0)), Verdict::Flood);
+    assert_eq!(
+        b.ingress(p[0], &frame(dst, A), t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
     assert_eq!(
         b.port_stats(p[0]).unwrap().drops(DropReason::ReservedDest),
         16
@@ -110,7 +137,10 @@ fn short_frames_are_malformed_drops() {
         );
     }
     // 14 bytes is a (tiny) Ethernet frame: the switch forwards what it cannot prove wrong.
-    assert_eq!(b.ingress(p[0], &frame(B, A)[..14], t(0)), Verdict::Flood);
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A)[..14], t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
     let s = b.port_stats(p[0]).unwrap();
     assert_eq!((s.rx_frames, s.drops(DropReason::Malformed)), (5, 4));
 }
@@ -120,7 +150,13 @@ fn a_mac_that_moves_is_followed() {
     let (mut b, p) = bridge_with(3, BridgeConfig::default());
     b.ingress(p[0], &frame(BCAST, A), t(0));
     b.ingress(p[2], &frame(BCAST, A), t(1));
-    assert_eq!(b.ingress(p[1], &frame(A, B), t(1)), Verdict::Forward(p[2]));
+    assert_eq!(
+        b.ingress(p[1], &frame(A, B), t(1)),
+        Verdict::Forward {
+            port: p[2],
+            vlan: 0
+        }
+    );
     assert_eq!(b.fdb().counters().moved, 1);
 }
 
@@ -132,11 +168,26 @@ fn entries_age_out_and_flooding_resumes() {
     };
     let (mut b, p) = bridge_with(3, config);
     b.ingress(p[1], &frame(BCAST, B), t(0));
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(5)), Verdict::Forward(p[1]));
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(5)),
+        Verdict::Forward {
+            port: p[1],
+            vlan: 0
+        }
+    );
     assert_eq!(b.tick(t(10)), 0);
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(10)), Verdict::Forward(p[1]));
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(10)),
+        Verdict::Forward {
+            port: p[1],
+            vlan: 0
+        }
+    );
     assert_eq!(b.tick(t(11)), 1);
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(11)), Verdict::Flood);
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(11)),
+        Verdict::Flood { vlan: 0 }
+    );
     assert_eq!(b.fdb().counters().expired, 1);
 }
 
@@ -150,8 +201,11 @@ fn removing_a_port_forgets_its_macs_and_reuses_its_number() {
     assert_eq!(b.remove_port(p[1]), None);
     assert_eq!(b.fdb().lookup(0, MacAddr(B)), None);
     assert_eq!(b.fdb().lookup(0, MacAddr(C)), Some(p[2]));
-    assert_eq!(b.ingress(p[0], &frame(B, A), t(1)), Verdict::Flood);
-    assert_eq!(b.flood_targets(p[0]).collect::<Vec<_>>(), vec![p[2]]);
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(1)),
+        Verdict::Flood { vlan: 0 }
+    );
+    assert_eq!(b.flood_targets(p[0], 0).collect::<Vec<_>>(), vec![p[2]]);
     assert_eq!(
         b.ingress(p[1], &frame(B, A), t(1)),
         Verdict::Drop(DropReason::PortGone)
@@ -171,4 +225,160 @@ fn counters_follow_rx_tx_and_drops() {
     assert_eq!((s0.rx_frames, s0.rx_bytes), (2, 80));
     let s1 = b.port_stats(p[1]).unwrap();
     assert_eq!((s1.tx_frames, s1.tx_bytes, s1.total_drops()), (1, 60, 1));
+}
+
+fn tagged(dst: [u8; 6], src: [u8; 6], tci: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(64, 0xab);
+    f
+}
+
+fn trunk(list: &str, native: Option<u16>) -> VlanMode {
+    VlanMode::Trunk {
+        vlans: Box::new(list.parse().unwrap()),
+        native,
+    }
+}
+
+/// Ports: 0, 1 access VLAN 10; 2, 3 access VLAN 20; 4 trunk 10,20; 5 no VLAN config.
+fn vlan_bridge() -> (Bridge, Vec<PortId>) {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let modes = [
+        VlanMode::Access(10),
+        VlanMode::Access(10),
+        VlanMode::Access(20),
+        VlanMode::Access(20),
+        trunk("10,20", None),
+        VlanMode::All,
+    ];
+    let ids = modes.into_iter().map(|m| b.add_port_with(m)).collect();
+    (b, ids)
+}
+
+#[test]
+fn flooding_stays_inside_the_vlan() {
+    let (mut b, p) = vlan_bridge();
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, A), t(0)),
+        Verdict::Flood { vlan: 10 }
+    );
+    let targets: Vec<_> = b.flood_targets(p[0], 10).collect();
+    assert_eq!(targets, vec![p[1], p[4], p[5]]);
+    assert_eq!(
+        b.ingress(p[2], &frame(BCAST, B), t(0)),
+        Verdict::Flood { vlan: 20 }
+    );
+    let targets: Vec<_> = b.flood_targets(p[2], 20).collect();
+    assert_eq!(targets, vec![p[3], p[4], p[5]]);
+    // Untagged frames on the unconfigured port are VLAN 0: no access or trunk port carries it.
+    assert_eq!(
+        b.ingress(p[5], &frame(BCAST, C), t(0)),
+        Verdict::Flood { vlan: 0 }
+    );
+    assert_eq!(b.flood_targets(p[5], 0).count(), 0);
+}
+
+#[test]
+fn how_each_port_sends_each_vlan() {
+    let (b, p) = vlan_bridge();
+    assert_eq!(b.egress(p[0], 10), Some(Egress::Untagged));
+    assert_eq!(b.egress(p[0], 20), None);
+    assert_eq!(b.egress(p[4], 10), Some(Egress::Tagged));
+    assert_eq!(b.egress(p[4], 0), None);
+    assert_eq!(b.egress(p[5], 20), Some(Egress::Tagged));
+    assert_eq!(b.egress(p[5], 0), Some(Egress::Untagged));
+}
+
+#[test]
+fn learning_is_per_vlan() {
+    let (mut b, p) = vlan_bridge();
+    // The same MAC lives behind port 0 in VLAN 10 and behind the trunk in VLAN 20.
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    b.ingress(p[4], &tagged(BCAST, A, 20), t(0));
+    assert_eq!(b.fdb().lookup(10, MacAddr(A)), Some(p[0]));
+    assert_eq!(b.fdb().lookup(20, MacAddr(A)), Some(p[4]));
+    assert_eq!(b.fdb().counters().moved, 0);
+    assert_eq!(
+        b.ingress(p[2], &frame(A, B), t(0)),
+        Verdict::Forward {
+            port: p[4],
+            vlan: 20
+        }
+    );
+    assert_eq!(
+        b.ingress(p[4], &tagged(A, B, 10), t(0)),
+        Verdict::Forward {
+            port: p[0],
+            vlan: 10
+        }
+    );
+}
+
+#[test]
+fn frames_outside_a_port_s_vlans_are_filtered() {
+    let (mut b, p) = vlan_bridge();
+    let drop = Verdict::Drop(DropReason::VlanFiltered);
+    assert_eq!(
+        b.ingress(p[0], &tagged(BCAST, A, 10), t(0)),
+        drop,
+        "tagged on access"
+    );
+    assert_eq!(
+        b.ingress(p[4], &frame(BCAST, A), t(0)),
+        drop,
+        "untagged on trunk"
+    );
+    assert_eq!(
+        b.ingress(p[4], &tagged(BCAST, A, 30), t(0)),
+        drop,
+        "VLAN not in trunk"
+    );
+    assert_eq!(
+        b.ingress(p[5], &tagged(BCAST, A, 4095), t(0)),
+        drop,
+        "reserved VID"
+    );
+    assert_eq!(
+        b.port_stats(p[4]).unwrap().drops(DropReason::VlanFiltered),
+        2
+    );
+    assert!(b.fdb().is_empty(), "filtered frames teach nothing");
+    // A priority tag (VID 0, PCP 5) on an access port is untagged traffic of that VLAN.
+    assert_eq!(
+        b.ingress(p[0], &tagged(BCAST, A, 0xa000), t(0)),
+        Verdict::Flood { vlan: 10 }
+    );
+    // A static entry on a port outside the frame's VLAN does not leak the frame there.
+    b.add_static(p[2], 10, MacAddr(C)).unwrap();
+    assert_eq!(b.ingress(p[1], &frame(C, B), t(0)), drop);
+    // A frame claiming a tag too short to hold one is malformed.
+    assert_eq!(
+        b.ingress(p[5], &tagged(BCAST, A, 5)[..16], t(0)),
+        Verdict::Drop(DropReason::Malformed)
+    );
+}
+
+#[test]
+fn changing_a_port_s_vlan_mode_forgets_what_it_learned() {
+    let (mut b, p) = vlan_bridge();
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    b.add_static(p[0], 10, MacAddr(C)).unwrap();
+    assert!(b.set_vlan_mode(p[0], VlanMode::Access(20)));
+    assert_eq!(b.vlan_mode(p[0]), Some(&VlanMode::Access(20)));
+    assert_eq!(b.fdb().lookup(10, MacAddr(A)), None);
+    assert_eq!(
+        b.fdb().lookup(10, MacAddr(C)),
+        Some(p[0]),
+        "static entries stay"
+    );
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, A), t(0)),
+        Verdict::Flood { vlan: 20 }
+    );
+    assert!(!b.set_vlan_mode(PortId(99), VlanMode::All));
 }

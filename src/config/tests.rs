@@ -8,6 +8,18 @@ fn tap(name: &str) -> PortSpec {
     PortSpec {
         kind: PortKind::Tap,
         name: IfName::new(name).unwrap(),
+        vlan: VlanMode::All,
+    }
+}
+
+fn with_vlan(name: &str, vlan: VlanMode) -> PortSpec {
+    PortSpec { vlan, ..tap(name) }
+}
+
+fn trunk(list: &str, native: Option<u16>) -> VlanMode {
+    VlanMode::Trunk {
+        vlans: Box::new(list.parse().unwrap()),
+        native,
     }
 }
 
@@ -30,12 +42,61 @@ fn spec_rejections_name_the_problem() {
     assert!(e.contains("empty"), "{e}");
     let e = spec("averyveryverylongname").unwrap_err().to_string();
     assert!(e.contains("longer than 15"), "{e}");
-    let e = spec("tap0,vlan=10").unwrap_err().to_string();
-    assert!(e.contains("\"vlan\""), "{e}");
+    let e = spec("tap0,colour=red").unwrap_err().to_string();
+    assert!(
+        e.contains("\"colour\"") && e.contains("vlan, trunk, native"),
+        "{e}"
+    );
     let e = spec("tap0,junk").unwrap_err().to_string();
     assert!(e.contains("\"junk\"") && e.contains("key=value"), "{e}");
     let e = spec("ta/p").unwrap_err().to_string();
     assert!(e.contains("'/'"), "{e}");
+}
+
+#[test]
+fn vlan_keys_make_access_and_trunk_ports() {
+    assert_eq!(
+        spec("tap0,vlan=10"),
+        Ok(with_vlan("tap0", VlanMode::Access(10)))
+    );
+    assert_eq!(
+        spec("tap0,trunk=10,20,30-40"),
+        Ok(with_vlan("tap0", trunk("10,20,30-40", None)))
+    );
+    assert_eq!(
+        spec("tap:tap0,trunk=10,20,native=5"),
+        Ok(with_vlan("tap0", trunk("10,20", Some(5))))
+    );
+    assert_eq!(
+        spec("tap0,native=5,trunk=7").unwrap().to_string(),
+        "tap:tap0,trunk=7,native=5"
+    );
+    // Printing and parsing round-trip.
+    let s = spec("tap0,trunk=1-3,9,native=4").unwrap();
+    assert_eq!(spec(&s.to_string()), Ok(s));
+}
+
+#[test]
+fn bad_vlan_keys_are_named() {
+    let cases = [
+        ("tap0,vlan=0", "vlan=0"),
+        ("tap0,vlan=5000", "vlan=5000"),
+        ("tap0,vlan=ten", "vlan=ten"),
+        ("tap0,trunk=", "trunk="),
+        ("tap0,trunk=10,4095", "trunk=10,4095"),
+        ("tap0,trunk=30-20", "trunk=30-20"),
+        ("tap0,native=0,trunk=5", "native=0"),
+        ("tap0,vlan=10,trunk=20", "vlan="),
+        ("tap0,vlan=10,native=20", "vlan="),
+        ("tap0,native=20", "native= needs trunk="),
+        ("tap0,vlan=10,vlan=11", "vlan= is given twice"),
+        ("tap0,trunk=1,trunk=2", "trunk= is given twice"),
+        ("tap0,vlan=10,20", "\"20\" is not key=value"),
+    ];
+    for (bad, needle) in cases {
+        let e = spec(bad).unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
 }
 
 #[test]
@@ -114,9 +175,9 @@ fn file_errors_name_the_key_and_the_line() {
     assert_eq!(line, 2);
     assert!(msg.contains("mac-ageign"), "{msg}");
 
-    let (line, msg) = file_error("\n\n[[port]]\nname = \"tap0\"\nvlan = 10\n");
+    let (line, msg) = file_error("\n\n[[port]]\nname = \"tap0\"\ncolour = \"red\"\n");
     assert_eq!(line, 5);
-    assert!(msg.contains("vlan"), "{msg}");
+    assert!(msg.contains("colour"), "{msg}");
 
     let (line, msg) = file_error("mac-ageing = 5\n");
     assert_eq!(line, 1);
@@ -186,6 +247,37 @@ fn flags_override_the_file() {
     let e = Config::load(Some(&missing), &Overrides::default()).unwrap_err();
     assert!(e.to_string().contains("missing.toml"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn vlan_keys_in_the_file() {
+    let f = parse(
+        "[[port]]\nname = \"a\"\nvlan = 10\n\n[[port]]\nname = \"b\"\ntrunk = \"10,20\"\nnative = 5\n\n\
+         [[port]]\nname = \"c\"\ntrunk = [30, 31]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.ports,
+        vec![
+            with_vlan("a", VlanMode::Access(10)),
+            with_vlan("b", trunk("10,20", Some(5))),
+            with_vlan("c", trunk("30-31", None)),
+        ]
+    );
+    let (line, msg) = file_error("[[port]]\nname = \"a\"\n\n[[port]]\nname = \"b\"\nvlan = 0\n");
+    assert!(line == 4 && msg.contains("vlan=0"), "{line} {msg}");
+    let (_, msg) = file_error("[[port]]\nname = \"a\"\nvlan = 10\ntrunk = \"20\"\n");
+    assert!(msg.contains("vlan="), "{msg}");
+}
+
+#[test]
+fn a_relative_ctl_socket_is_relative_to_the_file() {
+    let f = FileConfig::parse(
+        Path::new("/etc/vswitchd/lab.toml"),
+        "ctl-socket = \"lab.ctl\"\n",
+    )
+    .unwrap();
+    assert_eq!(f.ctl_socket, Some(PathBuf::from("/etc/vswitchd/lab.ctl")));
 }
 
 #[test]

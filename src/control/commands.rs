@@ -57,13 +57,15 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
         Request::PortList {} => to_value(port_infos(reactor)),
         Request::PortAdd { spec } => {
             let spec: PortSpec = spec.parse().map_err(|e| format!("{e}"))?;
-            let id = add_port(reactor, &spec)?;
+            let id = reactor.attach(&spec)?;
+            reactor.release_from_config(spec.name.as_str());
             to_value(port_info(reactor, id))
         }
         Request::PortDel { name } => {
             let id = port_id(reactor, &name)?;
             let macs = reactor.bridge().fdb().port_len(id);
             reactor.remove_port(id);
+            reactor.release_from_config(&name);
             info!("port {name} deleted by a control client");
             Ok(serde_json::json!({ "name": name, "macs_removed": macs }))
         }
@@ -103,16 +105,6 @@ fn port_id(reactor: &Reactor, name: &str) -> Result<PortId, String> {
         .ok_or_else(|| format!("no port named {name:?}"))
 }
 
-fn add_port(reactor: &mut Reactor, spec: &PortSpec) -> Result<PortId, String> {
-    if reactor.port_id(spec.name.as_str()).is_some() {
-        return Err(format!("port {} is already attached", spec.name));
-    }
-    let port = port::open(spec).map_err(|e| e.to_string())?;
-    reactor
-        .add_port(port)
-        .map_err(|e| format!("cannot watch port {}: {e}", spec.name))
-}
-
 fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
     let port = reactor.port(id)?;
     Some(PortInfo {
@@ -126,6 +118,11 @@ fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
         }
         .to_owned(),
         macs: reactor.bridge().fdb().port_len(id),
+        vlan: reactor
+            .bridge()
+            .vlan_mode(id)
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         detail: port.detail(),
     })
 }
@@ -188,10 +185,13 @@ fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
     }
 }
 
-/// Re-reads the config file and applies the difference: ports the file no longer lists stop,
-/// new ones start, unchanged ones keep forwarding untouched; table settings apply at once.
-/// Ports added at runtime with `port-add` are the operator's and are left alone (or adopted, if
-/// the file now lists them). A bad file, or a new port that cannot be opened, changes nothing.
+/// Re-reads the config file and makes the ports match it: ports the file lists that are not
+/// attached start (including ones that died or were deleted since), ports it no longer lists
+/// stop, listed ports whose VLAN settings changed are re-configured in place, and the others
+/// are not touched: their frames keep flowing. Table settings apply at once. Only ports that
+/// came from the file are ever stopped; one attached at runtime with `port-add` is left alone,
+/// or adopted if the file now lists it. A bad file, or a new port that cannot be opened,
+/// changes nothing.
 pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
     let new = reactor.load_config()?;
     let old = reactor
@@ -200,54 +200,68 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         .ok_or("vswitchd was started without --config; there is nothing to reload")?;
     let mut reply = ReloadReply::default();
 
-    let removed: Vec<&PortSpec> = old
-        .ports
-        .iter()
-        .filter(|s| !new.ports.contains(s))
-        .collect();
-    let replaced = |spec: &PortSpec| removed.iter().any(|r| r.name == spec.name);
-
-    // Open every new port before changing anything, so a failure leaves the switch as it was.
-    // A port whose spec changed under the same name can only reopen after the old one closed.
+    // Plan, opening every new port before changing anything so a failure changes nothing.
+    let mut retune = Vec::new();
+    let mut replace = Vec::new();
     let mut opened = Vec::new();
-    for spec in new.ports.iter().filter(|s| !old.ports.contains(s)) {
-        if replaced(spec) {
-            opened.push((spec, None));
-        } else if reactor.port_id(spec.name.as_str()).is_some() {
-            // Attached at runtime with `port-add`; the file now manages it.
-            reply.unchanged.push(spec.name.to_string());
-        } else {
-            let port =
-                port::open(spec).map_err(|e| format!("reload aborted, nothing changed: {e}"))?;
-            opened.push((spec, Some(port)));
+    for spec in &new.ports {
+        match reactor.port_id(spec.name.as_str()) {
+            Some(id)
+                if reactor
+                    .port(id)
+                    .is_some_and(|p| p.kind() == spec.kind.name()) =>
+            {
+                retune.push((spec, id));
+            }
+            Some(id) => replace.push((spec, id)),
+            None => {
+                let port = port::open(spec)
+                    .map_err(|e| format!("reload aborted, nothing changed: {e}"))?;
+                opened.push((spec, port));
+            }
         }
     }
+    let dropped: Vec<&PortSpec> = old
+        .ports
+        .iter()
+        .filter(|o| !new.ports.iter().any(|n| n.name == o.name))
+        .collect();
 
-    for spec in &removed {
+    for spec in dropped {
         if let Some(id) = reactor.port_id(spec.name.as_str()) {
             reactor.remove_port(id);
         }
         reply.removed.push(spec.name.to_string());
     }
-    for (spec, port) in opened {
-        let port = match port.map_or_else(|| port::open(spec), Ok) {
-            Ok(port) => port,
+    for (spec, id) in retune {
+        if reactor.bridge().vlan_mode(id) == Some(&spec.vlan) {
+            reply.unchanged.push(spec.name.to_string());
+        } else {
+            reactor.bridge_mut().set_vlan_mode(id, spec.vlan.clone());
+            info!("port {}: VLANs now {}", spec.name, spec.vlan);
+            reply.reconfigured.push(spec.name.to_string());
+        }
+    }
+    for (spec, id) in replace {
+        // Same name, other kind: it can only reopen once the old one is closed.
+        reactor.remove_port(id);
+        match port::open(spec) {
+            Ok(port) => opened.push((spec, port)),
             Err(e) => {
                 warn!("reload: {e}");
                 reply.failed.push(format!("{}: {e}", spec.name));
-                continue;
             }
-        };
-        match reactor.add_port(port) {
+        }
+    }
+    for (spec, port) in opened {
+        match reactor.add_port_with(port, spec.vlan.clone()) {
             Ok(_) => reply.added.push(spec.name.to_string()),
             Err(e) => reply
                 .failed
                 .push(format!("{}: cannot watch it: {e}", spec.name)),
         }
     }
-    for spec in new.ports.iter().filter(|s| old.ports.contains(s)) {
-        reply.unchanged.push(spec.name.to_string());
-    }
+    reply.unchanged.sort();
 
     if new.bridge != old.bridge {
         reactor.bridge_mut().set_config(new.bridge);
@@ -265,15 +279,25 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         ));
     }
     info!(
-        "config reloaded: {} added, {} removed, {} unchanged, {} failed",
+        "config reloaded: {} added, {} removed, {} reconfigured, {} unchanged, {} failed",
         reply.added.len(),
         reply.removed.len(),
+        reply.reconfigured.len(),
         reply.unchanged.len(),
         reply.failed.len()
     );
+    // From now on the file manages the ports it lists that are attached; a failed one is
+    // tried again at the next reload.
+    let attached: Vec<PortSpec> = new
+        .ports
+        .iter()
+        .filter(|s| reactor.port_id(s.name.as_str()).is_some())
+        .cloned()
+        .collect();
     reactor.set_applied_config(Config {
         name: old.name,
         ctl_socket: old.ctl_socket,
+        ports: attached,
         ..new
     });
     Ok(reply)

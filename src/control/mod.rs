@@ -82,6 +82,8 @@ pub struct PortInfo {
     pub state: String,
     /// MAC table entries on this port.
     pub macs: usize,
+    /// VLAN mode: `all`, `access N`, or `trunk LIST [native N]`.
+    pub vlan: String,
     /// Kind-specific facts, e.g. whether a TAP was created by the switch.
     pub detail: String,
 }
@@ -149,6 +151,9 @@ pub struct PortStatsRow {
 pub struct ReloadReply {
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// Ports whose VLAN settings changed; they kept forwarding, their learned MACs were
+    /// forgotten.
+    pub reconfigured: Vec<String>,
     pub unchanged: Vec<String>,
     /// Ports the file asks for that could not be opened (after their old spec was closed).
     pub failed: Vec<String>,

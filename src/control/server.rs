@@ -1,11 +1,16 @@
 //! The control socket's server side, driven by the reactor's mio loop (no thread of its own).
 //!
-//! Every client is non-blocking with bounded buffers: a request line may be at most
-//! [`MAX_REQUEST_LEN`] bytes, a client reads no new request until its last reply is written,
-//! a reply that cannot be delivered within [`WRITE_DEADLINE`] gets the client dropped, and at
-//! most [`MAX_CLIENTS`] are served at once. So no client can stall forwarding or grow the
-//! switch's memory without bound.
+//! No client can stall forwarding or grow the switch's memory without bound:
+//! - sockets are non-blocking; a request line may be at most [`MAX_REQUEST_LEN`] bytes;
+//! - a client's next request is not read until its last reply is written (the bytes wait in the
+//!   kernel, which pushes back on the client), and each client gets at most one request answered
+//!   per turn of the loop, so ports are serviced between any two requests;
+//! - a reply not read within [`WRITE_DEADLINE`], a half-sent line, or a connection idle for
+//!   [`IDLE_TIMEOUT`] gets the client dropped; replies waiting for clients are capped at
+//!   [`MAX_QUEUED_REPLIES`] bytes in all;
+//! - at most [`MAX_CLIENTS`] are served at once.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
+use nix::fcntl::{Flock, FlockArg};
 
 use super::{MAX_REQUEST_LEN, Reply, Request};
 
@@ -23,8 +29,21 @@ pub const MAX_CLIENTS: usize = 256;
 /// How long a reply may wait for a client to read it.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a connection may stay open without a request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a request line may take to arrive once it has started.
+const LINE_DEADLINE: Duration = Duration::from_secs(30);
+
 /// How long a client being disconnected may take to close its side.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Bytes discarded from a client being disconnected before it is dropped regardless.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reply bytes waiting in all clients' buffers at most; a reply that would exceed it is
+/// replaced by an error asking to retry.
+pub const MAX_QUEUED_REPLIES: usize = 256 << 20;
 
 /// First token of the control socket; ports use tokens below it.
 pub const TOKEN_BASE: usize = 1 << 20;
@@ -59,39 +78,55 @@ pub enum Incoming {
     },
 }
 
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The last reply is queued; once it is written, the connection shuts down.
+    Closing,
+    /// Our side is shut down; what the client still sends is read and thrown away (up to
+    /// [`DRAIN_LIMIT`]), so closing does not reset the connection before it read that reply.
+    Draining {
+        discarded: usize,
+        until: Instant,
+    },
+}
+
 struct Client {
     stream: UnixStream,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     written: usize,
-    /// Set when the reply being written must wait for the client.
-    deadline: Option<Instant>,
-    /// The client half-closed; finish replying, then drop it.
+    phase: Phase,
+    /// The client half-closed its side.
     eof: bool,
-    /// Drop the client once the reply is out.
-    close_after_reply: bool,
     /// A request was handed out and its reply has not been queued yet.
     in_flight: bool,
-    /// Bytes discarded since the last reply went out and our side was shut down: what the
-    /// client still sends is read and thrown away (up to [`DRAIN_LIMIT`]), so that closing
-    /// does not reset the connection before the client has read that reply.
-    draining: usize,
+    /// Set while a reply waits for the client to read it.
+    write_deadline: Option<Instant>,
+    /// When the client last sent something (or the connection opened).
+    last_input: Instant,
     writable_interest: bool,
 }
-
-/// Bytes discarded from a client being disconnected before it is dropped regardless.
-const DRAIN_LIMIT: usize = 1 << 20;
 
 /// The listening socket and its clients.
 pub struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
+    /// Held for the server's life: the proof that no other daemon serves this socket.
+    _lock: Flock<File>,
     clients: Vec<Option<Client>>,
+    /// Clients that may have requests left without a new readiness event (buffered lines, or
+    /// input not read while a reply was pending); served one request each next turn.
+    resume: Vec<usize>,
+    /// The listener hit a resource limit (EMFILE); accepting resumes on the next tick.
+    accept_stalled: bool,
 }
 
 impl ControlServer {
-    /// Binds the socket at `path` (mode 0660, parent directories created). A socket file left by
-    /// a dead daemon is replaced; a live one is an error.
+    /// Binds the socket at `path` (mode 0660, parent directories created). The daemon holding
+    /// the lock file `PATH.lock` owns the path: if another holds it, this is an error; if none
+    /// does, a socket file left at the path by a dead daemon is replaced.
     pub fn bind(path: &Path) -> Result<ControlServer, BindError> {
         let io_err = |source| BindError::Io {
             path: path.to_owned(),
@@ -100,17 +135,30 @@ impl ControlServer {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io_err)?;
         }
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err)?;
+        let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(BindError::InUse(path.to_owned()));
+            }
+            Err((_, e)) => return Err(io_err(e.into())),
+        };
         match std::fs::symlink_metadata(path) {
             Ok(meta) if !meta.file_type().is_socket() => {
                 return Err(BindError::NotASocket(path.to_owned()));
             }
-            Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => return Err(BindError::InUse(path.to_owned())),
-                Err(e) => {
-                    debug!("replacing stale control socket {} ({e})", path.display());
-                    std::fs::remove_file(path).map_err(io_err)?;
-                }
-            },
+            Ok(_) => {
+                debug!("replacing the stale control socket {}", path.display());
+                std::fs::remove_file(path).map_err(io_err)?;
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(e)),
         }
@@ -119,7 +167,10 @@ impl ControlServer {
         Ok(ControlServer {
             listener,
             path: path.to_owned(),
+            _lock: lock,
             clients: Vec::new(),
+            resume: Vec::new(),
+            accept_stalled: false,
         })
     }
 
@@ -136,8 +187,14 @@ impl ControlServer {
         token.0 >= TOKEN_BASE && token.0 <= TOKEN_BASE + MAX_CLIENTS
     }
 
-    /// Handles readiness of `token`; complete requests are appended to `incoming` with the
-    /// client they came from, to be answered with [`ControlServer::reply`].
+    /// Whether some client has requests waiting without a readiness event: the loop should
+    /// come back without sleeping and call [`ControlServer::resume`].
+    pub fn has_pending(&self) -> bool {
+        !self.resume.is_empty()
+    }
+
+    /// Handles readiness of `token`; a complete request is appended to `incoming` with the
+    /// client it came from, to be answered with [`ControlServer::reply`].
     pub fn ready(
         &mut self,
         registry: &Registry,
@@ -148,48 +205,69 @@ impl ControlServer {
             self.accept(registry);
             return;
         }
-        let id = token.0 - TOKEN_BASE - 1;
-        self.flush(registry, id);
-        self.read(id, incoming);
-        self.finish_if_done(registry, id);
+        self.service(registry, token.0 - TOKEN_BASE - 1, incoming);
     }
 
-    /// Queues the reply to a request of client `id` and writes what the socket takes now. If
-    /// the reply went out whole, the client's next buffered request (if any) is appended to
-    /// `incoming`: edge-triggered readiness will not report bytes already read.
-    pub fn reply(
-        &mut self,
-        registry: &Registry,
-        id: usize,
-        reply: &Reply,
-        close: bool,
-        incoming: &mut Vec<(usize, Incoming)>,
-    ) {
+    /// Gives each client that may have more requests one more (see
+    /// [`ControlServer::has_pending`]).
+    pub fn resume(&mut self, registry: &Registry, incoming: &mut Vec<(usize, Incoming)>) {
+        let ids = std::mem::take(&mut self.resume);
+        for id in ids {
+            self.service(registry, id, incoming);
+        }
+    }
+
+    /// Queues the reply to client `id`'s request and writes what the socket takes now; with
+    /// `close`, the connection ends once the reply is out.
+    pub fn reply(&mut self, registry: &Registry, id: usize, reply: &Reply, close: bool) {
+        let queued: usize = self.queued_bytes();
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        let before = client.outbuf.len();
         // Serialising a Reply (strings, numbers, maps with string keys) cannot fail.
-        if serde_json::to_writer(&mut client.outbuf, reply).is_ok() {
-            client.outbuf.push(b'\n');
+        let _ = serde_json::to_writer(&mut client.outbuf, reply);
+        if queued + (client.outbuf.len() - before) > MAX_QUEUED_REPLIES {
+            client.outbuf.truncate(before);
+            let busy = Reply::Error(
+                "the switch is busy sending large replies to other clients; try again".into(),
+            );
+            let _ = serde_json::to_writer(&mut client.outbuf, &busy);
         }
-        client.close_after_reply |= close;
+        client.outbuf.push(b'\n');
         client.in_flight = false;
+        if close {
+            client.phase = Phase::Closing;
+        }
         self.flush(registry, id);
-        self.read(id, incoming);
         self.finish_if_done(registry, id);
+        self.resume_if_open(id);
     }
 
-    /// Drops clients whose replies have waited past the deadline.
+    /// Drops clients past a deadline, and retries a stalled accept.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
         for id in 0..self.clients.len() {
-            let late = self.clients[id]
-                .as_ref()
-                .and_then(|c| c.deadline)
-                .is_some_and(|d| now >= d);
-            if late {
-                warn!("control client {id} dropped: it did not read its reply or hang up in time");
+            let Some(c) = self.clients[id].as_ref() else {
+                continue;
+            };
+            let why = if c.write_deadline.is_some_and(|d| now >= d) {
+                Some("did not read its reply in time")
+            } else if matches!(c.phase, Phase::Draining { until, .. } if now >= until) {
+                Some("did not hang up after its last reply")
+            } else if !c.inbuf.is_empty() && now >= c.last_input + LINE_DEADLINE {
+                Some("sent half a request and stopped")
+            } else if !c.in_flight && c.outbuf.is_empty() && now >= c.last_input + IDLE_TIMEOUT {
+                Some("was idle too long")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                debug!("control client {id} dropped: it {why}");
                 self.drop_client(registry, id);
             }
+        }
+        if self.accept_stalled {
+            self.accept(registry);
         }
     }
 
@@ -198,14 +276,26 @@ impl ControlServer {
         self.clients.iter().filter(|c| c.is_some()).count()
     }
 
+    fn queued_bytes(&self) -> usize {
+        self.clients
+            .iter()
+            .flatten()
+            .map(|c| c.outbuf.len() - c.written)
+            .sum()
+    }
+
     fn accept(&mut self, registry: &Registry) {
+        self.accept_stalled = false;
         loop {
             let mut stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    warn!("control socket: accept: {e}");
+                    // Out of file descriptors, most likely: the pending connections stay
+                    // queued, and edge-triggered readiness will not report them again.
+                    warn!("control socket: accept: {e}; retrying in a second");
+                    self.accept_stalled = true;
                     return;
                 }
             };
@@ -228,11 +318,11 @@ impl ControlServer {
                 inbuf: Vec::new(),
                 outbuf: Vec::new(),
                 written: 0,
-                deadline: None,
+                phase: Phase::Open,
                 eof: false,
-                close_after_reply: false,
                 in_flight: false,
-                draining: 0,
+                write_deadline: None,
+                last_input: Instant::now(),
                 writable_interest: false,
             });
         }
@@ -249,29 +339,36 @@ impl ControlServer {
         None
     }
 
-    /// Reads what the client sent and splits it into requests, unless a reply is still being
-    /// written (the unread bytes wait in the kernel: backpressure).
-    fn read(&mut self, id: usize, incoming: &mut Vec<(usize, Incoming)>) {
+    /// One step for a client: write what is pending, read at most one request, close if done.
+    fn service(&mut self, registry: &Registry, id: usize, incoming: &mut Vec<(usize, Incoming)>) {
+        self.flush(registry, id);
+        self.read_request(id, incoming);
+        self.finish_if_done(registry, id);
+    }
+
+    /// If the client can take another request, looks for it next turn.
+    fn resume_if_open(&mut self, id: usize) {
+        let open = self
+            .clients
+            .get(id)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.phase == Phase::Open && !c.in_flight && c.outbuf.is_empty());
+        if open && !self.resume.contains(&id) {
+            self.resume.push(id);
+        }
+    }
+
+    /// Reads until one complete request is buffered and hands it out, unless the client is
+    /// not ready for one (a request in flight, a reply pending, the connection closing).
+    fn read_request(&mut self, id: usize, incoming: &mut Vec<(usize, Incoming)>) {
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
-        let mut chunk = [0u8; 4096];
-        if client.in_flight {
+        if client.in_flight || !client.outbuf.is_empty() || client.phase != Phase::Open {
             return;
         }
-        while client.outbuf.is_empty() && !client.eof && !client.close_after_reply {
-            match client.stream.read(&mut chunk) {
-                Ok(0) => client.eof = true,
-                Ok(n) => client.inbuf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!("control client {id}: {e}");
-                    client.eof = true;
-                    client.inbuf.clear();
-                }
-            }
-            // Answer one request at a time; the rest stay buffered until the reply is out.
+        let mut chunk = [0u8; 4096];
+        loop {
             if let Some(line) = take_line(&mut client.inbuf, client.eof) {
                 client.in_flight = true;
                 incoming.push((id, parse(&line)));
@@ -289,13 +386,23 @@ impl ControlServer {
                 ));
                 return;
             }
-        }
-        if client.outbuf.is_empty()
-            && !client.close_after_reply
-            && let Some(line) = take_line(&mut client.inbuf, client.eof)
-        {
-            client.in_flight = true;
-            incoming.push((id, parse(&line)));
+            if client.eof {
+                return;
+            }
+            match client.stream.read(&mut chunk) {
+                Ok(0) => client.eof = true,
+                Ok(n) => {
+                    client.inbuf.extend_from_slice(&chunk[..n]);
+                    client.last_input = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("control client {id}: {e}");
+                    client.eof = true;
+                    client.inbuf.clear();
+                }
+            }
         }
     }
 
@@ -303,17 +410,22 @@ impl ControlServer {
         let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
+        if client.outbuf.is_empty() {
+            return;
+        }
         while client.written < client.outbuf.len() {
             match client.stream.write(&client.outbuf[client.written..]) {
                 Ok(n) => client.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    // The client is gone: nothing more can reach it.
                     debug!("control client {id}: {e}");
                     client.outbuf.clear();
                     client.written = 0;
+                    client.write_deadline = None;
                     client.eof = true;
-                    client.close_after_reply = true;
+                    client.phase = Phase::Closing;
                     return;
                 }
             }
@@ -321,12 +433,12 @@ impl ControlServer {
         let pending = client.written < client.outbuf.len();
         if pending {
             client
-                .deadline
+                .write_deadline
                 .get_or_insert_with(|| Instant::now() + WRITE_DEADLINE);
         } else {
             client.outbuf.clear();
             client.written = 0;
-            client.deadline = None;
+            client.write_deadline = None;
         }
         if pending != client.writable_interest {
             let interest = if pending {
@@ -342,10 +454,14 @@ impl ControlServer {
                 client.writable_interest = pending;
             }
         }
+        if !pending {
+            // Input may have waited in the kernel while the reply was pending.
+            self.resume_if_open(id);
+        }
     }
 
-    /// Drops a client that has nothing left to say or hear. One being disconnected first has
-    /// its unread input drained, so it gets to read the reply that explains why.
+    /// Drops a client that has nothing left to say or hear; one being disconnected first has
+    /// its unread input drained (bounded), so it gets to read the reply that explains why.
     fn finish_if_done(&mut self, registry: &Registry, id: usize) {
         let Some(c) = self.clients.get_mut(id).and_then(Option::as_mut) else {
             return;
@@ -353,28 +469,21 @@ impl ControlServer {
         if c.in_flight || !c.outbuf.is_empty() {
             return;
         }
-        if c.close_after_reply && !c.eof && c.draining < DRAIN_LIMIT {
-            if c.draining == 0 {
+        let done = match c.phase {
+            Phase::Open => c.eof && c.inbuf.is_empty(),
+            Phase::Closing if c.eof => true,
+            Phase::Closing => {
                 let _ = c.stream.shutdown(std::net::Shutdown::Write);
-                c.deadline = Some(Instant::now() + DRAIN_DEADLINE);
                 c.inbuf.clear();
+                c.phase = Phase::Draining {
+                    discarded: 0,
+                    until: Instant::now() + DRAIN_DEADLINE,
+                };
+                drain(c)
             }
-            let mut chunk = [0u8; 4096];
-            while c.draining < DRAIN_LIMIT {
-                match c.stream.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => c.draining += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Mark the drain as started even if nothing was read yet.
-                        c.draining = c.draining.max(1);
-                        return;
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        if c.close_after_reply || (c.eof && c.inbuf.is_empty()) {
+            Phase::Draining { .. } => drain(c),
+        };
+        if done {
             self.drop_client(registry, id);
         }
     }
@@ -383,10 +492,42 @@ impl ControlServer {
         if let Some(mut client) = self.clients.get_mut(id).and_then(Option::take) {
             let _ = registry.deregister(&mut client.stream);
         }
+        self.resume.retain(|&r| r != id);
     }
 }
 
+/// Reads and discards a closing client's input; whether it is done (hung up, failed, or sent
+/// more than [`DRAIN_LIMIT`]).
+fn drain(c: &mut Client) -> bool {
+    let Phase::Draining { discarded, until } = c.phase else {
+        return true;
+    };
+    let mut total = discarded;
+    let mut chunk = [0u8; 4096];
+    let done = loop {
+        match c.stream.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => {
+                total += n;
+                if total >= DRAIN_LIMIT {
+                    break true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    c.phase = Phase::Draining {
+        discarded: total,
+        until,
+    };
+    done
+}
+
 impl Drop for ControlServer {
+    /// Removes the socket. The lock file stays (unlinking it could let two later daemons lock
+    /// different files of the same name); the lock itself goes with the descriptor.
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }

@@ -15,10 +15,10 @@ use mio::{Interest, Registry, Token};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
 use nix::sys::time::TimeVal;
 
-use vswitch::bridge::BridgeConfig;
+use vswitch::bridge::{BridgeConfig, VlanMode};
 use vswitch::control::server::ControlServer;
 use vswitch::port::{Caps, Port};
-use vswitch::reactor::{Reactor, StopHandle};
+use vswitch::reactor::{READ_BUDGET, Reactor, StopHandle};
 use vswitch::wire::VNET_HDR_LEN;
 
 /// The switch's end of a socketpair, as a port. With `offloads` the virtio-net header travels
@@ -167,13 +167,28 @@ impl Switch {
         budget: usize,
         control: Option<ControlServer>,
     ) -> Switch {
+        let ports = ports.into_iter().map(|p| (p, VlanMode::All)).collect();
+        Switch::start_full(ports, config, budget, control)
+    }
+
+    /// Starts a switch with each port in its own VLAN mode.
+    pub fn start_vlans(ports: Vec<(PairPort, VlanMode)>) -> Switch {
+        Switch::start_full(ports, BridgeConfig::default(), READ_BUDGET, None)
+    }
+
+    fn start_full(
+        ports: Vec<(PairPort, VlanMode)>,
+        config: BridgeConfig,
+        budget: usize,
+        control: Option<ControlServer>,
+    ) -> Switch {
         let mut reactor = Reactor::new("test", config).unwrap();
         reactor.set_read_budget(budget);
         if let Some(control) = control {
             reactor.serve_control(control).unwrap();
         }
-        for p in ports {
-            reactor.add_port(Box::new(p)).unwrap();
+        for (p, vlan) in ports {
+            reactor.add_port_with(Box::new(p), vlan).unwrap();
         }
         let stop = reactor.stop_handle();
         let thread = std::thread::spawn(move || {
