@@ -10,6 +10,7 @@ set -euo pipefail
 # command  Debian package
 DEPS="
 ip        iproute2
+ethtool   ethtool
 sysctl    procps
 ping      iputils-ping
 tcpdump   tcpdump

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Host, Lab, root_or_skip, sh, stop_child, wait_until};
+use common::{Lab, fnv1a, payload, root_or_skip, sh, stop_child, tcp_transfer, wait_until};
 
 #[test]
 fn hosts_ping_every_pair_and_known_unicast_is_not_flooded() {
@@ -82,68 +80,6 @@ fn learned_entries_age_out_and_unknown_unicast_floods_again() {
         1,
         "after ageing, h1's echo request to h2 should be flooded to h3 (and only it)"
     );
-}
-
-/// Pseudo-random bytes, the same for the same seed.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Sends `data` over TCP from `from` to `to` (port 7001); returns what `to` received.
-fn tcp_transfer(from: &Host, to: &Host, data: Vec<u8>) -> Vec<u8> {
-    let addr: SocketAddr = format!("{}:7001", to.ip).parse().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = Lab::in_netns(to, move || {
-        let listener = TcpListener::bind(addr).expect("bind in host namespace");
-        listener.set_nonblocking(true).unwrap();
-        ready_tx.send(()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut stream, _) = loop {
-            match listener.accept() {
-                Ok(conn) => break conn,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(Instant::now() < deadline, "no connection within 20 s");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut got = Vec::new();
-        stream.read_to_end(&mut got).expect("read the transfer");
-        got
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("server ready");
-    let client = Lab::in_netns(from, move || {
-        let mut stream =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-        stream
-            .set_write_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream.write_all(&data).expect("write the transfer");
-        stream.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    client.join().expect("client thread");
-    server.join().expect("server thread")
 }
 
 #[test]

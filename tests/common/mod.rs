@@ -9,7 +9,8 @@
 #![allow(dead_code)] // Each test binary uses a different part of the lab.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -119,6 +120,34 @@ pub struct Host {
 }
 
 impl Host {
+    /// Adds an 802.1Q subinterface `IFNAME.VID` with address `ip`/24 and brings it up; returns a
+    /// host view of it (same namespace, same MAC).
+    pub fn vlan_subinterface(&self, vid: u16, ip: &str) -> Host {
+        let name = format!("{}.{vid}", self.ifname);
+        let id = vid.to_string();
+        self.sh(&[
+            "ip",
+            "link",
+            "add",
+            "link",
+            &self.ifname,
+            "name",
+            &name,
+            "type",
+            "vlan",
+            "id",
+            &id,
+        ]);
+        self.sh(&["ip", "addr", "add", &format!("{ip}/24"), "dev", &name]);
+        self.sh(&["ip", "link", "set", &name, "up"]);
+        Host {
+            ns: self.ns.clone(),
+            ifname: name,
+            ip: ip.to_owned(),
+            mac: self.mac.clone(),
+        }
+    }
+
     /// Runs a command inside the host's namespace.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut all = vec!["ip", "netns", "exec", &self.ns];
@@ -246,6 +275,11 @@ impl Drop for Capture {
 
 /// Original lengths of the frames in a classic pcap file (what tcpdump -w writes).
 pub fn pcap_frame_lengths(path: &Path) -> Vec<u32> {
+    pcap_frames(path).into_iter().map(|(len, _)| len).collect()
+}
+
+/// Each frame in a classic pcap file: its original length and the captured bytes.
+pub fn pcap_frames(path: &Path) -> Vec<(u32, Vec<u8>)> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -269,14 +303,15 @@ pub fn pcap_frame_lengths(path: &Path) -> Vec<u32> {
             u32::from_be_bytes(b)
         }
     };
-    let mut lengths = Vec::new();
+    let mut frames = Vec::new();
     let mut at = 24;
     while at + 16 <= bytes.len() {
         let incl = u32_at(at + 8) as usize;
-        lengths.push(u32_at(at + 12));
+        let data = bytes[at + 16..(at + 16 + incl).min(bytes.len())].to_vec();
+        frames.push((u32_at(at + 12), data));
         at += 16 + incl;
     }
-    lengths
+    frames
 }
 
 /// The switch process and the namespaces around it.
@@ -448,26 +483,25 @@ impl Lab {
             .success()
     }
 
-    /// Moves TAP `i` into a new namespace as host `i`'s interface, with an address and the
-    /// given MTU, and brings it up.
+    /// Moves TAP `i` into a new namespace as host `i`'s interface, with address
+    /// `10.SUBNET.0.i/24` and the given MTU, and brings it up.
     pub fn add_host(&mut self, i: usize, mtu: u32) -> Host {
+        let ip = self.ip(i);
+        self.add_host_at(i, mtu, Some(&ip))
+    }
+
+    /// Like [`Lab::add_host`], with address `ip` (/24) on the TAP, or none.
+    pub fn add_host_at(&mut self, i: usize, mtu: u32, ip: Option<&str>) -> Host {
         let ns = format!("{}h{i}", self.prefix);
         self.add_namespace(&ns);
         let tap = self.tap(i);
         sh(&["ip", "-n", &self.sw_ns, "link", "set", &tap, "netns", &ns]);
-        let addr = format!("{}/24", self.ip(i));
-        sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &tap]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "link",
-            "set",
-            &tap,
-            "mtu",
-            &mtu.to_string(),
-            "up",
-        ]);
+        if let Some(ip) = ip {
+            let addr = format!("{ip}/24");
+            sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", &tap]);
+        }
+        let mtu = mtu.to_string();
+        sh(&["ip", "-n", &ns, "link", "set", &tap, "mtu", &mtu, "up"]);
         let out = sh(&["ip", "-n", &ns, "-br", "link", "show", "dev", &tap]);
         let mac = out
             .split_whitespace()
@@ -477,11 +511,36 @@ impl Lab {
         let host = Host {
             ns,
             ifname: tap,
-            ip: self.ip(i),
+            ip: ip.unwrap_or_default().to_owned(),
             mac,
         };
         self.hosts.push(host.clone());
         host
+    }
+
+    /// A namespace of the lab's own, `{prefix}{name}`, where a kernel bridge `wire` joins
+    /// interfaces moved in from other namespaces: a piece of wire between two switches (the
+    /// bridge passes 802.1Q-tagged frames, GSO super-frames included, without looking at them).
+    /// `ends` are (namespace, interface) pairs. Returns the namespace.
+    pub fn wire(&mut self, name: &str, ends: &[(&str, &str)]) -> String {
+        let ns = format!("{}{name}", self.prefix);
+        self.add_namespace(&ns);
+        sh(&[
+            "ip", "-n", &ns, "link", "add", "name", "wire", "type", "bridge",
+        ]);
+        for (from, ifname) in ends {
+            sh(&["ip", "-n", from, "link", "set", ifname, "netns", &ns]);
+            sh(&[
+                "ip", "-n", &ns, "link", "set", ifname, "master", "wire", "up",
+            ]);
+        }
+        sh(&["ip", "-n", &ns, "link", "set", "wire", "up"]);
+        ns
+    }
+
+    /// The subnet number of this lab's addresses (`10.SUBNET.x.y`).
+    pub fn subnet(&self) -> u8 {
+        self.subnet
     }
 
     /// Starts a switch with `n` TAPs and makes each a host with MTU 1500.
@@ -555,4 +614,66 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Pseudo-random bytes, the same for the same seed.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Sends `data` over TCP from `from` to `to` (port 7001); returns what `to` received.
+pub fn tcp_transfer(from: &Host, to: &Host, data: Vec<u8>) -> Vec<u8> {
+    let addr: SocketAddr = format!("{}:7001", to.ip).parse().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = Lab::in_netns(to, move || {
+        let listener = TcpListener::bind(addr).expect("bind in host namespace");
+        listener.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut stream, _) = loop {
+            match listener.accept() {
+                Ok(conn) => break conn,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "no connection within 20 s");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("read the transfer");
+        got
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server ready");
+    let client = Lab::in_netns(from, move || {
+        let mut stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(&data).expect("write the transfer");
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    client.join().expect("client thread");
+    server.join().expect("server thread")
 }
