@@ -89,6 +89,14 @@ fn access_vlans_keep_their_hosts_and_broadcasts_apart() {
         show.contains("access 10") && show.contains("access 20"),
         "{show}"
     );
+
+    // VLAN keys work in `port add` as in --port.
+    let spec = format!("{},trunk=10,20,native=30", lab.tap(5));
+    let added = lab.ctl_json(&["port", "add", &spec]);
+    assert_eq!(added["vlan"], "trunk 10,20 native 30", "{added}");
+    let bad = lab.ctl(&["port", "add", &format!("{},vlan=0", lab.tap(6))]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("vlan=0"));
 }
 
 // This machine's kernel has no 802.1Q support (CONFIG_VLAN_8021Q is off, and the bridge has no
