@@ -128,29 +128,31 @@ fn iperf3_through_the_switch() {
     }
     let (_lab, h) = Lab::with_hosts(2, &[]);
     assert!(h[0].ping_eventually(&h[1].ip));
+    // A server that outlives a failed first attempt (the client may race its start).
     let mut server = Command::new("ip")
         .args([
-            "netns", "exec", &h[1].ns, "timeout", "60", "iperf3", "-s", "-1", "-p", "7002",
+            "netns", "exec", &h[1].ns, "timeout", "60", "iperf3", "-s", "-p", "7002",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("iperf3 (apt install iperf3)");
-    let mut report = None;
-    wait_until(Duration::from_secs(10), || {
+    let mut last = String::new();
+    let mut json = None;
+    wait_until(Duration::from_secs(20), || {
         let out = h[0].run(&["iperf3", "-c", &h[1].ip, "-p", "7002", "-t", "3", "-J"]);
-        if out.status.success() {
-            report = Some(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        report.is_some()
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        json = serde_json::from_str::<serde_json::Value>(&last)
+            .ok()
+            .filter(|j| j["end"]["sum_received"]["bits_per_second"].is_f64());
+        json.is_some()
     });
     stop_child(&mut server, Duration::from_secs(5));
-    let report = report.expect("iperf3 client never completed");
-    let json: serde_json::Value = serde_json::from_str(&report).expect("iperf3 -J output");
+    let json = json.unwrap_or_else(|| panic!("iperf3 never completed a run; last output:\n{last}"));
     let bps = json["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .expect("bits_per_second");
+        .unwrap();
     let retransmits = json["end"]["sum_sent"]["retransmits"].as_u64().unwrap_or(0);
     eprintln!(
         "iperf3 through vswitchd: {:.2} Gbit/s, {retransmits} retransmits (reference only)",
