@@ -5,10 +5,13 @@ use clap::{ArgAction, Parser};
 
 use std::path::PathBuf;
 
+use smoltcp::wire::IpCidr;
+
 use crate::config::{
-    Config, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, Overrides, PortSpec,
-    parse_switch_name,
+    Config, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, Overrides, PortSpec, parse_cidr,
+    parse_own_mac, parse_switch_name,
 };
+use crate::wire::MacAddr;
 
 const ABOUT: &str = "A virtual Ethernet switch that runs entirely in userspace";
 
@@ -101,6 +104,30 @@ pub struct Args {
     )]
     pub mac_table_size: Option<u32>,
 
+    /// Answer ARP requests for addresses the switch has seen, on the requester's port, instead
+    /// of flooding them (ports can override with arp-suppress=on|off). Probes and gratuitous ARP
+    /// are always forwarded.
+    #[arg(long)]
+    pub arp_suppress: bool,
+
+    /// Give the switch an address of its own, as on br0: an internal port answers ARP (or
+    /// neighbour discovery) and ping for it. Repeat for IPv4 and IPv6.
+    #[arg(long = "ip", value_name = "CIDR", value_parser = parse_cidr)]
+    pub ips: Vec<IpCidr>,
+
+    /// The MAC of the switch's own port [default: derived from the switch's name].
+    #[arg(long, value_name = "MAC", value_parser = parse_own_mac, requires = "ips")]
+    pub ip_mac: Option<MacAddr>,
+
+    /// The VLAN of the switch's own port, 1 to 4094 [default: untagged, VLAN 0].
+    #[arg(
+        long,
+        value_name = "VLAN",
+        requires = "ips",
+        value_parser = clap::value_parser!(u16).range(1..=4094)
+    )]
+    pub ip_vlan: Option<u16>,
+
     /// Log more: -v for debug, -vv for trace.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -119,6 +146,10 @@ impl Args {
             mac_ageing: self.mac_ageing,
             mac_table_size: self.mac_table_size,
             ports: self.ports.clone(),
+            arp_suppress: self.arp_suppress.then_some(true),
+            ips: self.ips.clone(),
+            ip_mac: self.ip_mac,
+            ip_vlan: self.ip_vlan,
         }
     }
 

@@ -8,9 +8,14 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::bridge::BridgeConfig;
+use std::net::Ipv4Addr;
+
+use smoltcp::wire::IpCidr;
+
 use crate::bridge::vlan::{VlanListError, VlanMode, VlanSet, parse_vid};
+use crate::bridge::{BridgeConfig, PortConfig};
 use crate::sys::{IfName, InvalidIfName};
+use crate::wire::MacAddr;
 
 /// Range of `--mac-ageing`, in seconds.
 pub const MAC_AGEING_RANGE: std::ops::RangeInclusive<u32> = 10..=1_000_000;
@@ -55,10 +60,23 @@ pub struct PortSpec {
     pub name: IfName,
     /// `vlan=N` (access), `trunk=LIST[,native=N]`, or neither (every VLAN).
     pub vlan: VlanMode,
+    /// `arp-suppress=on|off`; unset follows `--arp-suppress`.
+    pub arp_suppress: Option<bool>,
+    /// `arp-guard=on|off`.
+    pub arp_guard: bool,
 }
 
 /// The keys a port spec takes.
-pub const PORT_KEYS: &str = "vlan, trunk, native";
+pub const PORT_KEYS: &str = "vlan, trunk, native, arp-suppress, arp-guard";
+
+/// `on`/`off` (or `true`/`false`, `yes`/`no`).
+fn parse_switch(value: &str) -> Option<bool> {
+    match value {
+        "on" | "true" | "yes" => Some(true),
+        "off" | "false" | "no" => Some(false),
+        _ => None,
+    }
+}
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +100,8 @@ pub enum SpecError {
         #[source]
         source: VlanListError,
     },
+    #[error("{key}={value}: expected on or off")]
+    NotOnOff { key: &'static str, value: String },
     #[error("{0}")]
     Conflict(&'static str),
 }
@@ -106,7 +126,22 @@ impl PortSpec {
         };
         let name = IfName::new(name)?;
         let (mut access, mut trunk, mut native) = (None, None, None);
+        let (mut arp_suppress, mut arp_guard) = (None, None);
         for &(key, value) in options {
+            if let Some((key, slot)) = match key {
+                "arp-suppress" => Some(("arp-suppress", &mut arp_suppress)),
+                "arp-guard" => Some(("arp-guard", &mut arp_guard)),
+                _ => None,
+            } {
+                let on = parse_switch(value).ok_or_else(|| SpecError::NotOnOff {
+                    key,
+                    value: value.to_owned(),
+                })?;
+                if slot.replace(on).is_some() {
+                    return Err(SpecError::Duplicate(key.to_owned()));
+                }
+                continue;
+            }
             let bad = |key: &'static str| {
                 move |source| SpecError::BadValue {
                     key,
@@ -148,7 +183,22 @@ impl PortSpec {
                 ));
             }
         };
-        Ok(PortSpec { kind, name, vlan })
+        Ok(PortSpec {
+            kind,
+            name,
+            vlan,
+            arp_suppress,
+            arp_guard: arp_guard.unwrap_or(false),
+        })
+    }
+
+    /// The settings the forwarding core keeps for this port.
+    pub fn port_config(&self) -> PortConfig {
+        PortConfig {
+            vlan: self.vlan.clone(),
+            arp_suppress: self.arp_suppress,
+            arp_guard: self.arp_guard,
+        }
     }
 
     /// Whether `other` is the same port (kind and name), whatever its options.
@@ -192,17 +242,39 @@ impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.name)?;
         match &self.vlan {
-            VlanMode::All => Ok(()),
-            VlanMode::Access(n) => write!(f, ",vlan={n}"),
+            VlanMode::All => {}
+            VlanMode::Access(n) => write!(f, ",vlan={n}")?,
             VlanMode::Trunk { vlans, native } => {
                 write!(f, ",trunk={vlans}")?;
-                match native {
-                    Some(n) => write!(f, ",native={n}"),
-                    None => Ok(()),
+                if let Some(n) = native {
+                    write!(f, ",native={n}")?;
                 }
             }
         }
+        let on = |b: bool| if b { "on" } else { "off" };
+        if let Some(s) = self.arp_suppress {
+            write!(f, ",arp-suppress={}", on(s))?;
+        }
+        if self.arp_guard {
+            write!(f, ",arp-guard=on")?;
+        }
+        Ok(())
     }
+}
+
+/// An address with its prefix length for `--ip` (`10.0.0.254/24`, `fd00::fe/64`).
+pub fn parse_cidr(s: &str) -> Result<IpCidr, String> {
+    s.parse::<IpCidr>()
+        .map_err(|()| format!("{s:?} is not an address with a prefix length, like 10.0.0.254/24"))
+}
+
+/// The MAC of the switch's own port: unicast and not zero.
+pub fn parse_own_mac(s: &str) -> Result<MacAddr, String> {
+    let mac: MacAddr = s.parse().map_err(|e| format!("{e}"))?;
+    if !mac.is_learnable_source() {
+        return Err(format!("{mac} is not a unicast MAC"));
+    }
+    Ok(mac)
 }
 
 /// The switch's name: it names the control socket and the logs, so it must be a safe file name.
@@ -233,6 +305,8 @@ pub enum ConfigError {
     DuplicatePort(String),
     #[error("cannot read config file {path}: {reason}")]
     Read { path: PathBuf, reason: String },
+    #[error("static ARP binding for {ip} names port {port}, which is not configured")]
+    UnknownArpPort { ip: Ipv4Addr, port: String },
     #[error("{path}: line {line}: {message}")]
     File {
         path: PathBuf,
@@ -250,6 +324,40 @@ pub struct Overrides {
     pub mac_table_size: Option<u32>,
     /// Ports from `--port`: added to the file's; a port named in both takes the flag's spec.
     pub ports: Vec<PortSpec>,
+    pub arp_suppress: Option<bool>,
+    /// `--ip`: replaces the file's addresses when given.
+    pub ips: Vec<IpCidr>,
+    pub ip_mac: Option<MacAddr>,
+    pub ip_vlan: Option<u16>,
+}
+
+/// A static ARP binding from the config file: `ip` is at `mac` behind `port`, for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArpBinding {
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub port: IfName,
+    pub vlan: u16,
+}
+
+/// The switch's own addresses (`--ip`), on an internal port of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnAddress {
+    pub ips: Vec<IpCidr>,
+    pub mac: MacAddr,
+    /// The VLAN the internal port is in (0: untagged on ports without VLAN configuration).
+    pub vlan: u16,
+}
+
+/// The MAC the switch's own port uses unless `--ip-mac` says otherwise: locally administered,
+/// derived from the switch's name, so it stays the same across restarts.
+pub fn default_ip_mac(name: &str) -> MacAddr {
+    // FNV-1a over the name: stable, and different names get different MACs.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let b = hash.to_be_bytes();
+    MacAddr([0x02, b[3], b[4], b[5], b[6], b[7]])
 }
 
 /// Everything `vswitchd` needs to start.
@@ -259,6 +367,9 @@ pub struct Config {
     pub ctl_socket: PathBuf,
     pub ports: Vec<PortSpec>,
     pub bridge: BridgeConfig,
+    pub arp_bindings: Vec<ArpBinding>,
+    /// The switch's own address, if it has one.
+    pub own: Option<OwnAddress>,
 }
 
 impl Config {
@@ -291,7 +402,24 @@ impl Config {
                 .mac_table_size
                 .or(from_file.mac_table_size)
                 .map_or(defaults.mac_table_size, |n| n as usize),
+            arp_suppress: overrides
+                .arp_suppress
+                .or(from_file.arp_suppress)
+                .unwrap_or(defaults.arp_suppress),
         };
+        let ips = if overrides.ips.is_empty() {
+            from_file.ips
+        } else {
+            overrides.ips.clone()
+        };
+        let own = (!ips.is_empty()).then(|| OwnAddress {
+            ips,
+            mac: overrides
+                .ip_mac
+                .or(from_file.ip_mac)
+                .unwrap_or_else(|| default_ip_mac(&name)),
+            vlan: overrides.ip_vlan.or(from_file.ip_vlan).unwrap_or(0),
+        });
         let mut ports: Vec<PortSpec> = from_file
             .ports
             .into_iter()
@@ -306,11 +434,21 @@ impl Config {
         if ports.is_empty() && file.is_none() {
             return Err(ConfigError::NoPorts);
         }
+        for binding in &from_file.arp_bindings {
+            if !ports.iter().any(|p| p.name == binding.port) {
+                return Err(ConfigError::UnknownArpPort {
+                    ip: binding.ip,
+                    port: binding.port.to_string(),
+                });
+            }
+        }
         Ok(Config {
             name,
             ctl_socket,
             ports,
             bridge,
+            arp_bindings: from_file.arp_bindings,
+            own,
         })
     }
 }
@@ -322,7 +460,12 @@ struct FileConfig {
     ctl_socket: Option<PathBuf>,
     mac_ageing: Option<u32>,
     mac_table_size: Option<u32>,
+    arp_suppress: Option<bool>,
+    ips: Vec<IpCidr>,
+    ip_mac: Option<MacAddr>,
+    ip_vlan: Option<u16>,
     ports: Vec<PortSpec>,
+    arp_bindings: Vec<ArpBinding>,
 }
 
 /// The file as TOML lays it out; spans locate errors.
@@ -333,8 +476,32 @@ struct RawFile {
     ctl_socket: Option<PathBuf>,
     mac_ageing: Option<Spanned<u32>>,
     mac_table_size: Option<Spanned<u32>>,
+    arp_suppress: Option<bool>,
+    ip: Option<Spanned<OneOrMany>>,
+    ip_mac: Option<Spanned<String>>,
+    ip_vlan: Option<Spanned<u16>>,
     #[serde(default)]
     port: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    arp: Vec<Spanned<RawArp>>,
+}
+
+/// `ip = "10.0.0.254/24"` or `ip = ["10.0.0.254/24", "fd00::fe/64"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArp {
+    ip: String,
+    mac: String,
+    port: String,
+    #[serde(default)]
+    vlan: u16,
 }
 
 #[derive(Deserialize)]
@@ -345,6 +512,10 @@ struct RawPort {
     vlan: Option<u16>,
     trunk: Option<RawTrunk>,
     native: Option<u16>,
+    #[serde(rename = "arp-suppress")]
+    arp_suppress: Option<bool>,
+    #[serde(rename = "arp-guard")]
+    arp_guard: Option<bool>,
 }
 
 /// `trunk = "10,20,30-40"` or `trunk = [10, 20]`.
@@ -372,6 +543,13 @@ impl RawPort {
         }
         if let Some(n) = self.native {
             options.push(("native", n.to_string()));
+        }
+        let on = |b: bool| if b { "on" } else { "off" }.to_owned();
+        if let Some(b) = self.arp_suppress {
+            options.push(("arp-suppress", on(b)));
+        }
+        if let Some(b) = self.arp_guard {
+            options.push(("arp-guard", on(b)));
         }
         options
     }
@@ -435,6 +613,57 @@ impl FileConfig {
             }
             ports.push(spec);
         }
+        let ips = match raw.ip {
+            None => Vec::new(),
+            Some(v) => {
+                let at = v.span().start;
+                let list = match v.into_inner() {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(l) => l,
+                };
+                list.iter()
+                    .map(|s| parse_cidr(s).map_err(|m| fail(at, m)))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let ip_mac = match raw.ip_mac {
+            None => None,
+            Some(m) => Some(parse_own_mac(m.get_ref()).map_err(|e| fail(m.span().start, e))?),
+        };
+        let ip_vlan = match raw.ip_vlan {
+            None => None,
+            Some(v) => Some(
+                parse_vid(&v.get_ref().to_string())
+                    .map_err(|e| fail(v.span().start, format!("ip-vlan: {e}")))?,
+            ),
+        };
+        let mut arp_bindings = Vec::new();
+        for entry in raw.arp {
+            let at = entry.span().start;
+            let a = entry.into_inner();
+            let ip =
+                a.ip.parse::<Ipv4Addr>()
+                    .map_err(|_| fail(at, format!("arp: ip {:?} is not an IPv4 address", a.ip)))?;
+            let mac = a
+                .mac
+                .parse::<MacAddr>()
+                .ok()
+                .filter(MacAddr::is_learnable_source)
+                .ok_or_else(|| fail(at, format!("arp: mac {:?} is not a unicast MAC", a.mac)))?;
+            let port = IfName::new(&a.port).map_err(|e| fail(at, format!("arp: {e}")))?;
+            if a.vlan > crate::wire::vlan::MAX_VID {
+                return Err(fail(
+                    at,
+                    format!("arp: vlan {} is out of range (0 to 4094)", a.vlan),
+                ));
+            }
+            arp_bindings.push(ArpBinding {
+                ip,
+                mac,
+                port,
+                vlan: a.vlan,
+            });
+        }
         // A relative socket path is relative to the file, not to wherever vswitchd started.
         let ctl_socket = raw.ctl_socket.map(|p| match path.parent() {
             Some(dir) if p.is_relative() => dir.join(p),
@@ -445,7 +674,12 @@ impl FileConfig {
             ctl_socket,
             mac_ageing: ranged("mac-ageing", raw.mac_ageing, MAC_AGEING_RANGE)?,
             mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
+            arp_suppress: raw.arp_suppress,
+            ips,
+            ip_mac,
+            ip_vlan,
             ports,
+            arp_bindings,
         })
     }
 }

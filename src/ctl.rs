@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::config::{DEFAULT_NAME, default_ctl_socket, parse_switch_name};
 use crate::control::{
-    FdbRow, FdbStatsReply, PortInfo, PortStatsRow, ReloadReply, Request, ShowReply,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, PortInfo, PortStatsRow, ReloadReply, Request,
+    ShowReply,
 };
 use crate::wire::MacAddr;
 
@@ -68,6 +69,9 @@ pub enum Command {
     /// Ports: list, attach, detach, counters.
     #[command(subcommand)]
     Port(PortCommand),
+    /// The ARP bindings the switch has seen, and its ARP counters.
+    #[command(subcommand)]
+    Arp(ArpCommand),
     /// Re-read the config file and apply the difference (as SIGHUP does).
     Reload,
     /// This program's version and the daemon's.
@@ -100,6 +104,14 @@ pub enum FdbCommand {
         vlan: Option<u16>,
     },
     /// Table size and lifetime counters: learned, moved, expired, evicted.
+    Stats,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ArpCommand {
+    /// Every binding: VLAN, IPv4 address, MAC, port, age in seconds (or "static").
+    Show,
+    /// Bindings learned, moved, expired, evicted; requests answered, ARP guarded, malformed.
     Stats,
 }
 
@@ -147,6 +159,8 @@ impl Command {
                 },
                 FdbCommand::Stats => Request::FdbStats {},
             },
+            Command::Arp(ArpCommand::Show) => Request::ArpShow {},
+            Command::Arp(ArpCommand::Stats) => Request::ArpStats {},
             Command::Port(c) => match c {
                 PortCommand::List => Request::PortList {},
                 PortCommand::Add { spec } => Request::PortAdd { spec },
@@ -184,6 +198,8 @@ impl Command {
             Command::Port(PortCommand::Stats { .. }) => {
                 port_stats(&typed::<Vec<PortStatsRow>>(value)?)
             }
+            Command::Arp(ArpCommand::Show) => arp_table(&typed::<Vec<ArpRow>>(value)?),
+            Command::Arp(ArpCommand::Stats) => arp_stats(&typed::<ArpStatsReply>(value)?),
             Command::Reload => reload(&typed::<ReloadReply>(value)?),
             // vswitchctl's own version is printed before the daemon is asked.
             Command::Version => format!("vswitchd {}\n", value["version"].as_str().unwrap_or("?")),
@@ -269,6 +285,51 @@ pub fn fdb_table(rows: &[FdbRow]) -> String {
         );
     }
     out
+}
+
+/// ARP bindings: ` VLAN  IP               MAC                port  Age`.
+pub fn arp_table(rows: &[ArpRow]) -> String {
+    let w = rows.iter().map(|r| r.port.len()).max().unwrap_or(0).max(4);
+    let mut out = format!(
+        "{:>4}  {:<15}  {:<17}  {:<w$}  {:>3}\n",
+        "VLAN", "IP", "MAC", "port", "Age"
+    );
+    for r in rows {
+        let age = match r.age {
+            Some(age) => age.to_string(),
+            None => "static".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<15}  {:<17}  {:<w$}  {:>3}",
+            r.vlan,
+            r.ip.to_string(),
+            r.mac.to_string(),
+            r.port,
+            age
+        );
+    }
+    out
+}
+
+fn arp_stats(s: &ArpStatsReply) -> String {
+    format!(
+        "bindings: {}\nlearned: {}\nmoved: {}\nexpired: {}\nevicted: {}\n\
+         suppression: {}\nrequests answered: {}\nguard drops: {}\nmalformed: {}\n",
+        s.entries,
+        s.learned,
+        s.moved,
+        s.expired,
+        s.evicted,
+        if s.suppress {
+            "on"
+        } else {
+            "off (per-port settings apply)"
+        },
+        s.suppressed,
+        s.guarded,
+        s.malformed
+    )
 }
 
 fn fdb_stats(s: &FdbStatsReply) -> String {

@@ -56,6 +56,16 @@ fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     for spec in &config.ports {
         reactor.attach(spec).map_err(anyhow::Error::msg)?;
     }
+    if let Some(own) = &config.own {
+        reactor
+            .attach_own_address(own)
+            .context("cannot attach the switch's own port")?;
+    }
+    for binding in &config.arp_bindings {
+        reactor
+            .add_arp_binding(binding)
+            .map_err(anyhow::Error::msg)?;
+    }
     if let Some(path) = &args.config {
         let (path, args) = (path.clone(), args.clone());
         let load = Box::new(move || args.config().map_err(|e| e.to_string()));

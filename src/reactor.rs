@@ -18,10 +18,13 @@ use mio::{Events, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::bridge::{Bridge, BridgeConfig, DropReason, Egress, PortId, Verdict, VlanMode};
-use crate::config::{Config, PortSpec};
+use crate::bridge::{
+    Bridge, BridgeConfig, DropReason, Egress, GuardEvent, PortConfig, PortId, Verdict, VlanMode,
+};
+use crate::config::{ArpBinding, Config, OwnAddress, PortSpec};
 use crate::control::server::{ControlServer, Incoming};
 use crate::control::{Reply, commands};
+use crate::port::internal::InternalPort;
 use crate::port::{self, Port};
 use crate::wire::vlan::{self as tag, VLAN_TAG_LEN};
 use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader};
@@ -57,6 +60,7 @@ impl StopHandle {
 struct Slot {
     port: Box<dyn Port>,
     last_warning: Option<Instant>,
+    last_guard_log: Option<Instant>,
     /// The last send found the link down (EIO); cleared by the next successful send.
     link_down: bool,
 }
@@ -94,6 +98,10 @@ pub struct Reactor {
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     control: Option<ControlServer>,
+    /// Ports without a file descriptor, ticked every turn (the switch's own port).
+    polled: Vec<PortId>,
+    /// The earliest time a polled port asked to be ticked again.
+    next_port_tick: Option<Instant>,
     /// Control requests read this turn, with the client each came from.
     incoming: Vec<(usize, Incoming)>,
     config: Option<ConfigSource>,
@@ -123,6 +131,8 @@ impl Reactor {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             control: None,
+            polled: Vec::new(),
+            next_port_tick: None,
             incoming: Vec::new(),
             config: None,
         })
@@ -238,10 +248,16 @@ impl Reactor {
         self.add_port_with(port, VlanMode::All)
     }
 
-    /// Attaches a port in VLAN mode `vlan`.
-    pub fn add_port_with(&mut self, mut port: Box<dyn Port>, vlan: VlanMode) -> io::Result<PortId> {
-        let mode = vlan.to_string();
-        let id = self.bridge.add_port_with(vlan);
+    /// Attaches a port with `config` (a [`PortConfig`], or just a [`VlanMode`]).
+    pub fn add_port_with(
+        &mut self,
+        mut port: Box<dyn Port>,
+        config: impl Into<PortConfig>,
+    ) -> io::Result<PortId> {
+        let config = config.into();
+        let mode = config.vlan.to_string();
+        let polled = port.caps().polled;
+        let id = self.bridge.add_port_with(config);
         if let Err(e) = port.register(self.poll.registry(), Token(id.index())) {
             self.bridge.remove_port(id);
             return Err(e);
@@ -257,8 +273,12 @@ impl Reactor {
         self.slots[id.index()] = Some(Slot {
             port,
             last_warning: None,
+            last_guard_log: None,
             link_down: false,
         });
+        if polled {
+            self.polled.push(id);
+        }
         // Frames may have queued before registration; look once.
         self.ready.push(id);
         Ok(id)
@@ -270,8 +290,34 @@ impl Reactor {
             return Err(format!("port {} is already attached", spec.name));
         }
         let port = port::open(spec).map_err(|e| e.to_string())?;
-        self.add_port_with(port, spec.vlan.clone())
+        self.add_port_with(port, spec.port_config())
             .map_err(|e| format!("cannot watch port {}: {e}", spec.name))
+    }
+
+    /// Attaches the switch's own port (`--ip`): an internal port with the switch's name, in
+    /// the VLAN `own` names.
+    pub fn attach_own_address(&mut self, own: &OwnAddress) -> io::Result<PortId> {
+        if own.ips.len() > port::internal::MAX_ADDRS {
+            return Err(io::Error::other(format!(
+                "at most {} addresses for the switch's own port",
+                port::internal::MAX_ADDRS
+            )));
+        }
+        let internal = InternalPort::new(&self.name, own.mac, &own.ips);
+        self.add_port_with(Box::new(internal), VlanMode::Access(own.vlan))
+    }
+
+    /// Adds a static ARP binding from the config file.
+    pub fn add_arp_binding(&mut self, binding: &ArpBinding) -> Result<(), String> {
+        let port = self.port_id(binding.port.as_str()).ok_or_else(|| {
+            format!(
+                "static ARP binding for {}: no port {}",
+                binding.ip, binding.port
+            )
+        })?;
+        self.bridge
+            .add_arp_static(port, binding.vlan, binding.ip, binding.mac)
+            .map_err(|e| format!("static ARP binding for {}: {e}", binding.ip))
     }
 
     /// Detaches a port: its MAC entries are forgotten, and the port is returned to the caller
@@ -287,6 +333,7 @@ impl Reactor {
             debug!("port {}: deregister: {e}", port.name());
         }
         self.ready.forget(id);
+        self.polled.retain(|&p| p != id);
         self.bridge.remove_port(id);
     }
 
@@ -303,8 +350,11 @@ impl Reactor {
                 .control
                 .as_ref()
                 .is_some_and(ControlServer::has_pending);
+            let wake = self
+                .next_port_tick
+                .map_or(self.next_tick, |t| t.min(self.next_tick));
             let timeout = if self.ready.is_empty() && !control_pending {
-                self.next_tick.saturating_duration_since(now)
+                wake.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
@@ -338,6 +388,7 @@ impl Reactor {
                 control.resume(self.poll.registry(), &mut self.incoming);
             }
             self.answer_control();
+            self.tick_polled();
             let now = Instant::now();
             if now >= self.next_tick {
                 let expired = self.bridge.tick(self.now());
@@ -351,6 +402,31 @@ impl Reactor {
             }
         }
         Ok(())
+    }
+
+    /// Lets the ports without a file descriptor work; those with frames to deliver go on the
+    /// ready list.
+    fn tick_polled(&mut self) {
+        if self.polled.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let mut next: Option<Duration> = None;
+        for i in 0..self.polled.len() {
+            let id = self.polled[i];
+            let Some(slot) = self.slots.get_mut(id.index()).and_then(Option::as_mut) else {
+                continue;
+            };
+            let tick = slot.port.tick(now);
+            if tick.ready {
+                self.ready.push(id);
+            }
+            next = match (next, tick.next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        self.next_port_tick = next.map(|d| self.start + now + d);
     }
 
     fn take_signals(&mut self) {
@@ -419,7 +495,7 @@ impl Reactor {
         let mut more = true;
         for _ in 0..self.read_budget {
             match slot.port.recv(self.buf.recv_area()) {
-                Ok(n) => self.handle_frame(id, n, now),
+                Ok(n) => self.handle_frame(id, &mut slot, n, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     more = false;
                     break;
@@ -436,7 +512,7 @@ impl Reactor {
         more
     }
 
-    fn handle_frame(&mut self, ingress: PortId, len: usize, now: Duration) {
+    fn handle_frame(&mut self, ingress: PortId, slot: &mut Slot, len: usize, now: Duration) {
         self.buf.received(len);
         match self.bridge.ingress(ingress, self.buf.eth(), now) {
             Verdict::Forward { port, vlan } => self.transmit(port, vlan),
@@ -449,63 +525,67 @@ impl Reactor {
                 targets.clear();
                 self.targets = targets;
             }
+            Verdict::Reply { vlan } => {
+                // The ingress port is out of its slot while its frames are handled: answer
+                // through the slot in hand.
+                self.buf.load(self.bridge.reply());
+                send(
+                    &mut self.bridge,
+                    &mut self.buf,
+                    &mut self.dead,
+                    slot,
+                    ingress,
+                    vlan,
+                );
+            }
+            Verdict::Drop(DropReason::ArpGuard) => {
+                if let Some(event) = self.bridge.take_guard_event() {
+                    self.log_guard(slot, &event);
+                }
+            }
             Verdict::Drop(_) => {}
         }
     }
 
-    /// Sends the frame in the buffer, shaped for `out` (tagged or not), counting the outcome.
-    fn transmit(&mut self, out: PortId, vlan: u16) {
-        if self.dead.iter().any(|(id, _)| *id == out) {
+    /// Logs an ARP the guard dropped, at most once per second per port.
+    fn log_guard(&self, slot: &mut Slot, event: &GuardEvent) {
+        let now = Instant::now();
+        if slot
+            .last_guard_log
+            .is_some_and(|t| now.duration_since(t) < WARN_INTERVAL)
+        {
             return;
         }
-        let Some(egress) = self.bridge.egress(out, vlan) else {
-            return;
+        slot.last_guard_log = Some(now);
+        let holder = match event.holder {
+            Some((mac, port)) => format!(
+                "{mac} on {}",
+                self.port(port)
+                    .map_or_else(|| port.to_string(), |p| p.name().to_owned())
+            ),
+            None => "a static binding".to_owned(),
         };
+        warn!(
+            "port {}: ARP guard dropped ARP from {} claiming {}, which belongs to {holder}",
+            slot.port.name(),
+            event.arp.sender_mac,
+            event.arp.sender_ip
+        );
+    }
+
+    /// Sends the frame in the buffer to `out`, shaped for its VLAN mode.
+    fn transmit(&mut self, out: PortId, vlan: u16) {
         let Some(slot) = self.slots.get_mut(out.index()).and_then(Option::as_mut) else {
             return;
         };
-        self.buf.shape(egress, vlan);
-        let frame = self.buf.frame();
-        let bytes = frame.len() - VNET_HDR_LEN;
-        if !slot.port.caps().offloads && !VnetHeader::new_unchecked(frame).is_complete() {
-            self.bridge.count_drop(out, DropReason::NoOffload);
-            return;
-        }
-        let err = match slot.port.send(frame) {
-            Ok(()) => {
-                slot.link_down = false;
-                self.bridge.count_tx(out, bytes);
-                return;
-            }
-            Err(e) => e,
-        };
-        let reason = match classify_send_error(&err) {
-            SendFailure::Gone => {
-                self.bridge.count_drop(out, DropReason::TxError);
-                self.dead.push((out, describe_gone(&err)));
-                return;
-            }
-            SendFailure::Drop(reason) => reason,
-        };
-        self.bridge.count_drop(out, reason);
-        if reason == DropReason::LinkDown {
-            slot.link_down = true;
-            // A link that is down (a host that has not brought its side up) is a state, not a
-            // fault: counted, logged only when asked for.
-            debug!("port {}: link down, frame dropped", slot.port.name());
-            return;
-        }
-        let now = Instant::now();
-        if slot
-            .last_warning
-            .is_none_or(|t| now.duration_since(t) >= WARN_INTERVAL)
-        {
-            slot.last_warning = Some(now);
-            warn!(
-                "port {}: dropping frames ({reason}): {err}",
-                slot.port.name()
-            );
-        }
+        send(
+            &mut self.bridge,
+            &mut self.buf,
+            &mut self.dead,
+            slot,
+            out,
+            vlan,
+        );
     }
 
     fn reap_dead(&mut self) {
@@ -543,6 +623,14 @@ impl FrameBuf {
     /// Where a port reads the next frame to.
     fn recv_area(&mut self) -> &mut [u8] {
         &mut self.bytes[VLAN_TAG_LEN..]
+    }
+
+    /// Puts a frame the switch made itself (an Ethernet frame, complete) in the buffer.
+    fn load(&mut self, eth: &[u8]) {
+        let start = VLAN_TAG_LEN;
+        self.bytes[start..start + VNET_HDR_LEN].fill(0);
+        self.bytes[start + VNET_HDR_LEN..start + VNET_HDR_LEN + eth.len()].copy_from_slice(eth);
+        self.received(VNET_HDR_LEN + eth.len());
     }
 
     /// Takes note of a frame of `len` bytes just read into [`FrameBuf::recv_area`].
@@ -618,6 +706,66 @@ impl ReadyList {
             self.queued[id.index()] = false;
         }
         std::mem::swap(&mut self.list, out);
+    }
+}
+
+/// Sends the frame in `buf`, shaped for `vlan` on port `out` (whose slot is `slot`), counting
+/// the outcome; a port found gone is put on `dead`.
+fn send(
+    bridge: &mut Bridge,
+    buf: &mut FrameBuf,
+    dead: &mut Vec<(PortId, String)>,
+    slot: &mut Slot,
+    out: PortId,
+    vlan: u16,
+) {
+    if dead.iter().any(|(id, _)| *id == out) {
+        return;
+    }
+    let Some(egress) = bridge.egress(out, vlan) else {
+        return;
+    };
+    buf.shape(egress, vlan);
+    let frame = buf.frame();
+    let bytes = frame.len() - VNET_HDR_LEN;
+    if !slot.port.caps().offloads && !VnetHeader::new_unchecked(frame).is_complete() {
+        bridge.count_drop(out, DropReason::NoOffload);
+        return;
+    }
+    let err = match slot.port.send(frame) {
+        Ok(()) => {
+            slot.link_down = false;
+            bridge.count_tx(out, bytes);
+            return;
+        }
+        Err(e) => e,
+    };
+    let reason = match classify_send_error(&err) {
+        SendFailure::Gone => {
+            bridge.count_drop(out, DropReason::TxError);
+            dead.push((out, describe_gone(&err)));
+            return;
+        }
+        SendFailure::Drop(reason) => reason,
+    };
+    bridge.count_drop(out, reason);
+    if reason == DropReason::LinkDown {
+        slot.link_down = true;
+        // A link that is down (a host that has not brought its side up) is a state, not a
+        // fault: counted, logged only when asked for.
+        debug!("port {}: link down, frame dropped", slot.port.name());
+        return;
+    }
+    let now = Instant::now();
+    if slot
+        .last_warning
+        .is_none_or(|t| now.duration_since(t) >= WARN_INTERVAL)
+    {
+        slot.last_warning = Some(now);
+        warn!(
+            "port {}: dropping frames ({reason}): {err}",
+            slot.port.name()
+        );
     }
 }
 

@@ -4,8 +4,10 @@
 //! the current time in and carries out the [`Verdict`]; that keeps the switch's behaviour
 //! testable, benchmarkable and fuzzable without root or real ports.
 
+pub mod arp;
 pub mod fdb;
 pub mod stats;
+pub mod table;
 pub mod vlan;
 
 use std::fmt;
@@ -13,8 +15,11 @@ use std::time::Duration;
 
 use crate::wire::vlan::{self as tag, TPID_8021Q, VLAN_TAG_LEN};
 use crate::wire::{ETHERNET_HEADER_LEN, EthernetFrame, MacAddr};
+pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo};
+use arp::{ETHERTYPE_ARP, Guard};
 pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned, TableFull};
 pub use stats::{DropReason, PortStats};
+use std::net::Ipv4Addr;
 pub use vlan::{Egress, VlanMode, VlanSet};
 
 /// A port's number inside the switch. Numbers of removed ports are reused.
@@ -36,10 +41,13 @@ impl fmt::Display for PortId {
 /// The learning table's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BridgeConfig {
-    /// Most MAC entries held at once.
+    /// Most MAC entries held at once (and most ARP bindings).
     pub mac_table_size: usize,
-    /// Seconds an entry lives without traffic from its MAC.
+    /// Seconds an entry lives without traffic from its MAC (and an ARP binding without ARP).
     pub mac_ageing: u32,
+    /// Answer ARP requests for known addresses instead of flooding them, on ports that do not
+    /// say otherwise.
+    pub arp_suppress: bool,
 }
 
 impl Default for BridgeConfig {
@@ -47,6 +55,26 @@ impl Default for BridgeConfig {
         BridgeConfig {
             mac_table_size: 8192,
             mac_ageing: 300,
+            arp_suppress: false,
+        }
+    }
+}
+
+/// A port's settings in the core.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortConfig {
+    pub vlan: VlanMode,
+    /// ARP suppression on this port: `None` follows the switch-wide setting.
+    pub arp_suppress: Option<bool>,
+    /// Drop ARP from this port that claims an address another MAC on another port holds.
+    pub arp_guard: bool,
+}
+
+impl From<VlanMode> for PortConfig {
+    fn from(vlan: VlanMode) -> Self {
+        PortConfig {
+            vlan,
+            ..PortConfig::default()
         }
     }
 }
@@ -61,26 +89,47 @@ pub enum Verdict {
     Flood { vlan: u16 },
     /// Do not send it anywhere; the reason is already counted on the ingress port.
     Drop(DropReason),
+    /// Send [`Bridge::reply`] (an answer the switch made, e.g. to an ARP request) back out of
+    /// the ingress port, in this VLAN; the frame itself goes nowhere.
+    Reply { vlan: u16 },
 }
 
 #[derive(Debug)]
 struct PortState {
     stats: PortStats,
-    vlan: VlanMode,
+    config: PortConfig,
 }
 
-/// The switch's state: its ports, their counters and VLAN modes, and the learning table.
+/// The last ARP the guard dropped, for the edge to log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuardEvent {
+    pub port: PortId,
+    pub arp: ArpInfo,
+    /// Who holds the address, and where.
+    pub holder: Option<(MacAddr, PortId)>,
+}
+
+/// The switch's state: its ports, their counters and settings, the MAC and ARP tables.
 #[derive(Debug)]
 pub struct Bridge {
     fdb: Fdb,
+    arp: Arp,
     ports: Vec<Option<PortState>>,
+    arp_suppress: bool,
+    /// The frame of the last [`Verdict::Reply`].
+    reply: Vec<u8>,
+    guard_event: Option<GuardEvent>,
 }
 
 impl Bridge {
     pub fn new(config: BridgeConfig) -> Bridge {
         Bridge {
             fdb: Fdb::new(config.mac_table_size, config.mac_ageing),
+            arp: Arp::new(config.mac_table_size, config.mac_ageing),
             ports: Vec::new(),
+            arp_suppress: config.arp_suppress,
+            reply: Vec::with_capacity(64),
+            guard_event: None,
         }
     }
 
@@ -93,11 +142,11 @@ impl Bridge {
         self.add_port_with(VlanMode::All)
     }
 
-    /// Attaches a new port in VLAN mode `vlan`.
+    /// Attaches a new port with `config` (a [`PortConfig`], or just a [`VlanMode`]).
     ///
     /// # Panics
     /// When 65536 ports are attached at once.
-    pub fn add_port_with(&mut self, vlan: VlanMode) -> PortId {
+    pub fn add_port_with(&mut self, config: impl Into<PortConfig>) -> PortId {
         let index = match self.ports.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -107,7 +156,7 @@ impl Bridge {
         };
         self.ports[index] = Some(PortState {
             stats: PortStats::default(),
-            vlan,
+            config: config.into(),
         });
         PortId(u16::try_from(index).expect("at most 65536 ports"))
     }
@@ -116,23 +165,91 @@ impl Bridge {
     pub fn remove_port(&mut self, port: PortId) -> Option<PortStats> {
         let state = self.ports.get_mut(port.index())?.take()?;
         self.fdb.remove_port(port);
+        self.arp.remove_port(port);
         Some(state.stats)
     }
 
     /// The port's VLAN mode.
     pub fn vlan_mode(&self, port: PortId) -> Option<&VlanMode> {
-        Some(&self.state(port)?.vlan)
+        Some(&self.state(port)?.config.vlan)
     }
 
-    /// Changes a port's VLAN mode. Its learned entries are forgotten (they may belong to VLANs
-    /// it no longer carries); static ones stay. Returns whether the port exists.
+    /// The port's settings.
+    pub fn port_config(&self, port: PortId) -> Option<&PortConfig> {
+        Some(&self.state(port)?.config)
+    }
+
+    /// Whether ARP requests arriving on `port` are answered by the switch when it can.
+    pub fn arp_suppress(&self, port: PortId) -> bool {
+        self.state(port)
+            .and_then(|s| s.config.arp_suppress)
+            .unwrap_or(self.arp_suppress)
+    }
+
+    /// Changes a port's VLAN mode. Its learned MAC and ARP entries are forgotten (they may
+    /// belong to VLANs it no longer carries); static ones stay. Returns whether the port exists.
     pub fn set_vlan_mode(&mut self, port: PortId, vlan: VlanMode) -> bool {
+        let Some(state) = self.state(port) else {
+            return false;
+        };
+        let config = PortConfig {
+            vlan,
+            ..state.config.clone()
+        };
+        self.set_port_config(port, config)
+    }
+
+    /// Changes a port's settings; a new VLAN mode forgets what it learned, as
+    /// [`Bridge::set_vlan_mode`] says. Returns whether the port exists.
+    pub fn set_port_config(&mut self, port: PortId, config: PortConfig) -> bool {
         let Some(state) = self.state_mut(port) else {
             return false;
         };
-        state.vlan = vlan;
-        self.fdb.flush(Some(port));
+        let vlan_changed = state.config.vlan != config.vlan;
+        state.config = config;
+        if vlan_changed {
+            self.fdb.flush(Some(port));
+            self.arp.flush(Some(port));
+        }
         true
+    }
+
+    /// The ARP snooping table.
+    pub fn arp(&self) -> &Arp {
+        &self.arp
+    }
+
+    /// Binds `ip` in `vlan` to `mac` on `port` for good (a static ARP binding).
+    pub fn add_arp_static(
+        &mut self,
+        port: PortId,
+        vlan: u16,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    ) -> Result<(), StaticError> {
+        if self.port_stats(port).is_none() {
+            return Err(StaticError::NoSuchPort);
+        }
+        if !mac.is_learnable_source() {
+            return Err(StaticError::NotUnicast(mac));
+        }
+        self.arp.add_static(vlan, ip, mac, port)?;
+        Ok(())
+    }
+
+    /// Removes the binding of `ip` in `vlan` (a static binding that left the config file).
+    pub fn remove_arp_static(&mut self, vlan: u16, ip: Ipv4Addr) -> bool {
+        self.arp.remove(vlan, ip)
+    }
+
+    /// The frame of the last [`Verdict::Reply`].
+    pub fn reply(&self) -> &[u8] {
+        &self.reply
+    }
+
+    /// The ARP the guard dropped last, once (for logging).
+    pub fn take_guard_event(&mut self) -> Option<GuardEvent> {
+        self.guard_event.take()
     }
 
     fn state(&self, port: PortId) -> Option<&PortState> {
@@ -167,7 +284,7 @@ impl Bridge {
             return Verdict::Drop(DropReason::PortGone);
         };
         state.stats.count_rx(frame.len());
-        let verdict = decide(&mut self.fdb, &self.ports, port, frame, now);
+        let verdict = self.decide(port, frame, now);
         if let Verdict::Drop(reason) = verdict
             && let Some(state) = self.state_mut(port)
         {
@@ -178,7 +295,7 @@ impl Bridge {
 
     /// How a frame of `vlan` leaves `port`, or `None` if it must not.
     pub fn egress(&self, port: PortId, vlan: u16) -> Option<Egress> {
-        self.state(port)?.vlan.egress(vlan)
+        self.state(port)?.config.vlan.egress(vlan)
     }
 
     /// Where a flooded frame of `vlan` from `ingress` goes: every other port in that VLAN.
@@ -192,6 +309,7 @@ impl Bridge {
         BridgeConfig {
             mac_table_size: self.fdb.capacity(),
             mac_ageing: self.fdb.ageing(),
+            arp_suppress: self.arp_suppress,
         }
     }
 
@@ -199,6 +317,9 @@ impl Bridge {
     pub fn set_config(&mut self, config: BridgeConfig) {
         self.fdb.set_ageing(config.mac_ageing);
         self.fdb.set_capacity(config.mac_table_size);
+        self.arp.set_ageing(config.mac_ageing);
+        self.arp.set_capacity(config.mac_table_size);
+        self.arp_suppress = config.arp_suppress;
     }
 
     /// Adds a static entry: frames to `mac` in `vlan` always go to `port`, which must be
@@ -226,6 +347,7 @@ impl Bridge {
 
     /// Periodic housekeeping: expires MAC entries past their ageing time. Returns how many went.
     pub fn tick(&mut self, now: Duration) -> usize {
+        self.arp.expire(now);
         self.fdb.expire(now)
     }
 
@@ -233,6 +355,105 @@ impl Bridge {
     pub fn count_tx(&mut self, port: PortId, bytes: usize) {
         if let Some(state) = self.state_mut(port) {
             state.stats.count_tx(bytes);
+        }
+    }
+
+    fn decide(&mut self, port: PortId, frame: &[u8], now: Duration) -> Verdict {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let tci = tag::tci(frame);
+        if tci.is_none() && u16::from(eth.ethertype()) == TPID_8021Q {
+            // Claims a tag but is too short to hold one.
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let Some(config) = self.port_config(port) else {
+            return Verdict::Drop(DropReason::PortGone);
+        };
+        let Some(vlan) = config.vlan.ingress(tci.map(tag::vid)) else {
+            return Verdict::Drop(DropReason::VlanFiltered);
+        };
+        let guarded = config.arp_guard;
+        let src = MacAddr(eth.src_addr().0);
+        let dst = MacAddr(eth.dst_addr().0);
+        if !src.is_learnable_source() {
+            return Verdict::Drop(DropReason::InvalidSource);
+        }
+        let arp = self.arp_in(frame, tci.is_some());
+        if let Some(arp) = &arp
+            && let Some(holder) = self.guard(vlan, arp, port, guarded, now)
+        {
+            self.arp.count_guarded();
+            self.guard_event = Some(GuardEvent {
+                port,
+                arp: *arp,
+                holder,
+            });
+            return Verdict::Drop(DropReason::ArpGuard);
+        }
+        self.fdb.learn(vlan, src, port, now);
+        if let Some(arp) = &arp {
+            self.arp.snoop(vlan, arp, port, now);
+            if dst.is_broadcast()
+                && self.arp_suppress(port)
+                && let Some(owner) = self.arp.answer(vlan, arp, port)
+            {
+                arp::build_reply(arp, owner, &mut self.reply);
+                self.arp.count_suppressed();
+                return Verdict::Reply { vlan };
+            }
+        }
+        if dst.is_multicast() {
+            if dst.is_link_local() {
+                return Verdict::Drop(DropReason::ReservedDest);
+            }
+            return Verdict::Flood { vlan };
+        }
+        match self.fdb.lookup(vlan, dst) {
+            Some(out) if out == port => Verdict::Drop(DropReason::SamePort),
+            Some(out) if self.egress(out, vlan).is_none() => {
+                Verdict::Drop(DropReason::VlanFiltered)
+            }
+            Some(out) => Verdict::Forward { port: out, vlan },
+            None => Verdict::Flood { vlan },
+        }
+    }
+
+    /// The ARP packet in `frame`, if it carries one (malformed ARP is counted and `None`).
+    fn arp_in(&mut self, frame: &[u8], tagged: bool) -> Option<ArpInfo> {
+        let at = if tagged {
+            ETHERNET_HEADER_LEN + VLAN_TAG_LEN
+        } else {
+            ETHERNET_HEADER_LEN
+        };
+        let ethertype = frame.get(at - 2..at)?;
+        if u16::from_be_bytes([ethertype[0], ethertype[1]]) != ETHERTYPE_ARP {
+            return None;
+        }
+        let info = ArpInfo::parse(&frame[at..]);
+        if info.is_none() {
+            self.arp.count_malformed();
+        }
+        info
+    }
+
+    /// Whether the ARP must be dropped: it breaks a static binding (on any port), or, on a
+    /// guarded port, claims an address a different MAC on another port holds. Returns the
+    /// holder, if any.
+    fn guard(
+        &self,
+        vlan: u16,
+        arp: &ArpInfo,
+        port: PortId,
+        guarded: bool,
+        now: Duration,
+    ) -> Option<Option<(MacAddr, PortId)>> {
+        if self.arp.violates_static(vlan, arp, port, now) {
+            return Some(self.arp.lookup(vlan, arp.sender_ip));
+        }
+        match (guarded, self.arp.guard(vlan, arp, port)) {
+            (true, Guard::Spoofed { holder, port }) => Some(Some((holder, port))),
+            _ => None,
         }
     }
 
@@ -253,53 +474,6 @@ pub enum StaticError {
     NotUnicast(MacAddr),
     #[error(transparent)]
     TableFull(#[from] TableFull),
-}
-
-fn decide(
-    fdb: &mut Fdb,
-    ports: &[Option<PortState>],
-    port: PortId,
-    frame: &[u8],
-    now: Duration,
-) -> Verdict {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return Verdict::Drop(DropReason::Malformed);
-    };
-    let tci = tag::tci(frame);
-    if tci.is_none() && u16::from(eth.ethertype()) == TPID_8021Q {
-        // Claims a tag but is too short to hold one.
-        debug_assert!(frame.len() < ETHERNET_HEADER_LEN + VLAN_TAG_LEN);
-        return Verdict::Drop(DropReason::Malformed);
-    }
-    let mode = |p: PortId| {
-        ports
-            .get(p.index())
-            .and_then(Option::as_ref)
-            .map(|s| &s.vlan)
-    };
-    let Some(vlan) = mode(port).and_then(|m| m.ingress(tci.map(tag::vid))) else {
-        return Verdict::Drop(DropReason::VlanFiltered);
-    };
-    let src = MacAddr(eth.src_addr().0);
-    let dst = MacAddr(eth.dst_addr().0);
-    if !src.is_learnable_source() {
-        return Verdict::Drop(DropReason::InvalidSource);
-    }
-    fdb.learn(vlan, src, port, now);
-    if dst.is_multicast() {
-        if dst.is_link_local() {
-            return Verdict::Drop(DropReason::ReservedDest);
-        }
-        return Verdict::Flood { vlan };
-    }
-    match fdb.lookup(vlan, dst) {
-        Some(out) if out == port => Verdict::Drop(DropReason::SamePort),
-        Some(out) if mode(out).and_then(|m| m.egress(vlan)).is_none() => {
-            Verdict::Drop(DropReason::VlanFiltered)
-        }
-        Some(out) => Verdict::Forward { port: out, vlan },
-        None => Verdict::Flood { vlan },
-    }
 }
 
 #[cfg(test)]

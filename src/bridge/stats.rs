@@ -28,10 +28,12 @@ pub enum DropReason {
     /// port, an untagged one on a trunk without a native VLAN, a VLAN not in the trunk list,
     /// VID 4095), or its destination's port is not in that VLAN.
     VlanFiltered,
+    /// ARP dropped by the guard: its sender claimed an address bound to another MAC and port.
+    ArpGuard,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -42,6 +44,7 @@ impl DropReason {
         DropReason::NoOffload,
         DropReason::PortGone,
         DropReason::VlanFiltered,
+        DropReason::ArpGuard,
     ];
 
     /// The name used in logs and statistics.
@@ -57,6 +60,7 @@ impl DropReason {
             DropReason::NoOffload => "no_offload",
             DropReason::PortGone => "port_gone",
             DropReason::VlanFiltered => "vlan_filtered",
+            DropReason::ArpGuard => "arp_guard",
         }
     }
 

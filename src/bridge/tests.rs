@@ -382,3 +382,112 @@ fn changing_a_port_s_vlan_mode_forgets_what_it_learned() {
     );
     assert!(!b.set_vlan_mode(PortId(99), VlanMode::All));
 }
+
+/// An Ethernet ARP frame: `op` 1 request or 2 reply.
+fn arp_frame(
+    dst: [u8; 6],
+    op: u8,
+    sha: [u8; 6],
+    spa: [u8; 4],
+    tha: [u8; 6],
+    tpa: [u8; 4],
+) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&[0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, op]);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&spa);
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&tpa);
+    f
+}
+
+const IP_A: [u8; 4] = [10, 0, 0, 1];
+const IP_B: [u8; 4] = [10, 0, 0, 2];
+
+fn suppressing(ports: usize) -> (Bridge, Vec<PortId>) {
+    bridge_with(
+        ports,
+        BridgeConfig {
+            arp_suppress: true,
+            ..BridgeConfig::default()
+        },
+    )
+}
+
+#[test]
+fn arp_snooping_learns_bindings_per_vlan() {
+    let (mut b, p) = vlan_bridge();
+    b.ingress(p[0], &arp_frame(BCAST, 1, A, IP_A, [0; 6], IP_B), t(0));
+    b.ingress(p[2], &arp_frame(BCAST, 1, B, IP_A, [0; 6], IP_B), t(0));
+    let ip = std::net::Ipv4Addr::from(IP_A);
+    assert_eq!(b.arp().lookup(10, ip), Some((MacAddr(A), p[0])));
+    assert_eq!(b.arp().lookup(20, ip), Some((MacAddr(B), p[2])));
+    assert_eq!(b.arp().counters().table.learned, 2);
+}
+
+#[test]
+fn a_known_target_is_answered_on_the_requesters_port() {
+    let (mut b, p) = suppressing(3);
+    // B announces itself by answering someone; now the switch knows 10.0.0.2 is at B on p1.
+    b.ingress(p[1], &arp_frame(C, 2, B, IP_B, C, [10, 0, 0, 3]), t(0));
+    let request = arp_frame(BCAST, 1, A, IP_A, [0; 6], IP_B);
+    assert_eq!(b.ingress(p[0], &request, t(1)), Verdict::Reply { vlan: 0 });
+    assert_eq!(b.reply(), &arp_frame(A, 2, B, IP_B, A, IP_A)[..]);
+    assert_eq!(b.arp().counters().suppressed, 1);
+    // Unknown targets, probes and announcements are flooded as usual.
+    let unknown = arp_frame(BCAST, 1, A, IP_A, [0; 6], [10, 0, 0, 9]);
+    assert_eq!(b.ingress(p[0], &unknown, t(1)), Verdict::Flood { vlan: 0 });
+    let probe = arp_frame(BCAST, 1, A, [0; 4], [0; 6], IP_B);
+    assert_eq!(b.ingress(p[0], &probe, t(1)), Verdict::Flood { vlan: 0 });
+    let announce = arp_frame(BCAST, 1, A, IP_A, [0; 6], IP_A);
+    assert_eq!(b.ingress(p[0], &announce, t(1)), Verdict::Flood { vlan: 0 });
+    // A port may opt out.
+    b.set_port_config(
+        p[0],
+        PortConfig {
+            arp_suppress: Some(false),
+            ..PortConfig::default()
+        },
+    );
+    assert_eq!(b.ingress(p[0], &request, t(2)), Verdict::Flood { vlan: 0 });
+}
+
+#[test]
+fn without_suppression_requests_are_flooded() {
+    let (mut b, p) = bridge_with(3, BridgeConfig::default());
+    b.ingress(p[1], &arp_frame(C, 2, B, IP_B, C, [10, 0, 0, 3]), t(0));
+    let request = arp_frame(BCAST, 1, A, IP_A, [0; 6], IP_B);
+    assert_eq!(b.ingress(p[0], &request, t(1)), Verdict::Flood { vlan: 0 });
+}
+
+#[test]
+fn the_guard_drops_forged_arp_only_on_guarded_ports() {
+    let (mut b, p) = bridge_with(3, BridgeConfig::default());
+    b.ingress(p[1], &arp_frame(BCAST, 1, B, IP_B, [0; 6], IP_A), t(0));
+    let forged = arp_frame(BCAST, 2, C, IP_B, [0xff; 6], IP_B);
+    // Unguarded: the forgery passes (and moves the binding).
+    assert_eq!(b.ingress(p[2], &forged, t(1)), Verdict::Flood { vlan: 0 });
+    b.ingress(p[1], &arp_frame(BCAST, 1, B, IP_B, [0; 6], IP_A), t(2));
+    b.set_port_config(
+        p[2],
+        PortConfig {
+            arp_guard: true,
+            ..PortConfig::default()
+        },
+    );
+    assert_eq!(
+        b.ingress(p[2], &forged, t(3)),
+        Verdict::Drop(DropReason::ArpGuard)
+    );
+    let ip = std::net::Ipv4Addr::from(IP_B);
+    assert_eq!(b.arp().lookup(0, ip), Some((MacAddr(B), p[1])));
+    assert_eq!(b.port_stats(p[2]).unwrap().drops(DropReason::ArpGuard), 1);
+    let event = b.take_guard_event().unwrap();
+    assert_eq!((event.port, event.holder), (p[2], Some((MacAddr(B), p[1]))));
+    assert_eq!(
+        b.fdb().lookup(0, MacAddr(C)),
+        Some(p[2]),
+        "learned before the guard"
+    );
+}

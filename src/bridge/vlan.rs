@@ -181,6 +181,7 @@ impl fmt::Display for VlanMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VlanMode::All => f.write_str("all"),
+            VlanMode::Access(0) => f.write_str("untagged"),
             VlanMode::Access(n) => write!(f, "access {n}"),
             VlanMode::Trunk { vlans, native } => {
                 write!(f, "trunk {vlans}")?;

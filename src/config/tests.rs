@@ -9,6 +9,8 @@ fn tap(name: &str) -> PortSpec {
         kind: PortKind::Tap,
         name: IfName::new(name).unwrap(),
         vlan: VlanMode::All,
+        arp_suppress: None,
+        arp_guard: false,
     }
 }
 
@@ -77,6 +79,89 @@ fn vlan_keys_make_access_and_trunk_ports() {
 }
 
 #[test]
+fn arp_keys_set_suppression_and_guard() {
+    let s = spec("tap0,arp-suppress=off,arp-guard=on").unwrap();
+    assert_eq!((s.arp_suppress, s.arp_guard), (Some(false), true));
+    assert_eq!(s.to_string(), "tap:tap0,arp-suppress=off,arp-guard=on");
+    let s = spec("tap0,vlan=5,arp-suppress=yes").unwrap();
+    assert_eq!((s.arp_suppress, s.arp_guard), (Some(true), false));
+    assert_eq!(spec(&s.to_string()), Ok(s));
+}
+
+#[test]
+fn arp_and_own_address_in_the_file() {
+    let f = parse(
+        "arp-suppress = true\nip = [\"10.0.0.254/24\", \"fd00::fe/64\"]\nip-vlan = 10\n\
+         ip-mac = \"02:00:00:00:00:fe\"\n\n[[port]]\nname = \"a\"\narp-guard = true\n\n\
+         [[arp]]\nip = \"10.0.0.2\"\nmac = \"02:00:00:00:00:02\"\nport = \"a\"\n",
+    )
+    .unwrap();
+    assert_eq!(f.arp_suppress, Some(true));
+    assert_eq!(f.ips.len(), 2);
+    assert_eq!(f.ip_vlan, Some(10));
+    assert_eq!(f.ip_mac, Some("02:00:00:00:00:fe".parse().unwrap()));
+    assert!(f.ports[0].arp_guard);
+    assert_eq!(f.arp_bindings.len(), 1);
+    assert_eq!(f.arp_bindings[0].ip, Ipv4Addr::new(10, 0, 0, 2));
+    for (bad, needle) in [
+        ("ip = \"10.0.0.1\"\n", "prefix length"),
+        ("ip-mac = \"ff:ff:ff:ff:ff:ff\"\n", "not a unicast MAC"),
+        ("ip-vlan = 5000\n", "ip-vlan"),
+        (
+            "[[arp]]\nip = \"10.0.0.300\"\nmac = \"02:00:00:00:00:02\"\nport = \"a\"\n",
+            "IPv4",
+        ),
+        (
+            "[[arp]]\nip = \"10.0.0.3\"\nmac = \"01:00:00:00:00:02\"\nport = \"a\"\n",
+            "unicast",
+        ),
+        (
+            "[[arp]]\nip = \"10.0.0.3\"\nmac = \"02:00:00:00:00:02\"\n",
+            "port",
+        ),
+    ] {
+        let (_, msg) = file_error(bad);
+        assert!(msg.contains(needle), "{bad:?}: {msg}");
+    }
+}
+
+#[test]
+fn a_static_binding_must_name_a_configured_port() {
+    let dir = std::env::temp_dir().join(format!("vswitch-config-arp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sw.toml");
+    std::fs::write(
+        &path,
+        "[[port]]\nname = \"a\"\n[[arp]]\nip = \"10.0.0.2\"\nmac = \"02:00:00:00:00:02\"\nport = \"b\"\n",
+    )
+    .unwrap();
+    let e = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+    assert!(e.to_string().contains("port b"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn own_address_defaults_and_overrides() {
+    let o = Overrides {
+        ports: vec![tap("a")],
+        ips: vec!["10.0.0.254/24".parse().unwrap()],
+        ..Overrides::default()
+    };
+    let c = Config::load(None, &o).unwrap();
+    let own = c.own.unwrap();
+    assert_eq!(own.vlan, 0);
+    assert_eq!(own.mac, default_ip_mac("vswitch0"));
+    assert!(own.mac.is_locally_administered() && own.mac.is_learnable_source());
+    assert_ne!(default_ip_mac("a"), default_ip_mac("b"));
+    assert!(
+        Config::load(None, &overrides(&["a"]))
+            .unwrap()
+            .own
+            .is_none()
+    );
+}
+
+#[test]
 fn bad_vlan_keys_are_named() {
     let cases = [
         ("tap0,vlan=0", "vlan=0"),
@@ -92,6 +177,14 @@ fn bad_vlan_keys_are_named() {
         ("tap0,vlan=10,vlan=11", "vlan= is given twice"),
         ("tap0,trunk=1,trunk=2", "trunk= is given twice"),
         ("tap0,vlan=10,20", "\"20\" is not key=value"),
+        (
+            "tap0,arp-guard=maybe",
+            "arp-guard=maybe: expected on or off",
+        ),
+        (
+            "tap0,arp-suppress=on,arp-suppress=off",
+            "arp-suppress= is given twice",
+        ),
     ];
     for (bad, needle) in cases {
         let e = spec(bad).unwrap_err().to_string();

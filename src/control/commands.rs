@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    FdbRow, FdbStatsReply, FdbSummary, PortInfo, PortStatsRow, ReloadReply, Request, ShowReply,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, PortInfo, PortStatsRow, ReloadReply,
+    Request, ShowReply,
 };
 use crate::bridge::{PortId, PortStats};
 use crate::config::{Config, PortSpec};
@@ -63,6 +64,11 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
         }
         Request::PortDel { name } => {
             let id = port_id(reactor, &name)?;
+            if reactor.port(id).is_some_and(|p| p.kind() == "internal") {
+                return Err(format!(
+                    "{name} is the switch's own port (--ip); it goes when the switch does"
+                ));
+            }
             let macs = reactor.bridge().fdb().port_len(id);
             reactor.remove_port(id);
             reactor.release_from_config(&name);
@@ -82,6 +88,22 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
                 })
                 .collect();
             to_value(rows)
+        }
+        Request::ArpShow {} => to_value(arp_show(reactor)),
+        Request::ArpStats {} => {
+            let arp = reactor.bridge().arp();
+            let c = arp.counters();
+            to_value(ArpStatsReply {
+                entries: arp.len(),
+                learned: c.table.learned,
+                moved: c.table.moved,
+                expired: c.table.expired,
+                evicted: c.table.evicted,
+                suppressed: c.suppressed,
+                guarded: c.guarded,
+                malformed: c.malformed,
+                suppress: reactor.bridge().config().arp_suppress,
+            })
         }
         Request::Reload {} => to_value(reload(reactor)?),
         Request::Version {} => Ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
@@ -171,6 +193,26 @@ fn fdb_show(reactor: &Reactor) -> Vec<FdbRow> {
     rows
 }
 
+fn arp_show(reactor: &Reactor) -> Vec<ArpRow> {
+    let mut rows: Vec<ArpRow> = reactor
+        .bridge()
+        .arp()
+        .entries(reactor.now())
+        .map(|e| ArpRow {
+            vlan: e.vlan,
+            ip: e.ip,
+            mac: e.mac,
+            port: reactor
+                .port(e.port)
+                .map_or_else(|| e.port.to_string(), |p| p.name().to_owned()),
+            age: e.age,
+            is_static: e.age.is_none(),
+        })
+        .collect();
+    rows.sort_by_key(|r| (r.vlan, r.ip));
+    rows
+}
+
 fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
     PortStatsRow {
         name,
@@ -234,11 +276,12 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         reply.removed.push(spec.name.to_string());
     }
     for (spec, id) in retune {
-        if reactor.bridge().vlan_mode(id) == Some(&spec.vlan) {
+        let config = spec.port_config();
+        if reactor.bridge().port_config(id) == Some(&config) {
             reply.unchanged.push(spec.name.to_string());
         } else {
-            reactor.bridge_mut().set_vlan_mode(id, spec.vlan.clone());
-            info!("port {}: VLANs now {}", spec.name, spec.vlan);
+            reactor.bridge_mut().set_port_config(id, config);
+            info!("port {}: now {spec}", spec.name);
             reply.reconfigured.push(spec.name.to_string());
         }
     }
@@ -254,7 +297,7 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         }
     }
     for (spec, port) in opened {
-        match reactor.add_port_with(port, spec.vlan.clone()) {
+        match reactor.add_port_with(port, spec.port_config()) {
             Ok(_) => reply.added.push(spec.name.to_string()),
             Err(e) => reply
                 .failed
@@ -265,6 +308,29 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
 
     if new.bridge != old.bridge {
         reactor.bridge_mut().set_config(new.bridge);
+    }
+    for binding in new
+        .arp_bindings
+        .iter()
+        .filter(|b| !old.arp_bindings.contains(b))
+    {
+        if let Err(e) = reactor.add_arp_binding(binding) {
+            reply.failed.push(e);
+        }
+    }
+    for binding in old
+        .arp_bindings
+        .iter()
+        .filter(|b| !new.arp_bindings.contains(b))
+    {
+        reactor
+            .bridge_mut()
+            .remove_arp_static(binding.vlan, binding.ip);
+    }
+    if new.own != old.own {
+        reply
+            .needs_restart
+            .push("the switch's own address (ip, ip-mac, ip-vlan)".to_owned());
     }
     if new.name != old.name {
         reply
@@ -297,6 +363,7 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
     reactor.set_applied_config(Config {
         name: old.name,
         ctl_socket: old.ctl_socket,
+        own: old.own,
         ports: attached,
         ..new
     });

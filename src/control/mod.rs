@@ -58,6 +58,10 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Every ARP binding the switch has seen.
+    ArpShow {},
+    /// ARP counters.
+    ArpStats {},
     /// Re-read the config file and apply the difference.
     Reload {},
     /// The daemon's version.
@@ -119,6 +123,37 @@ pub struct FdbRow {
     pub age: Option<u32>,
     #[serde(default, rename = "static", skip_serializing_if = "std::ops::Not::not")]
     pub is_static: bool,
+}
+
+/// One row of `arp-show`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ArpRow {
+    pub vlan: u16,
+    pub ip: std::net::Ipv4Addr,
+    pub mac: MacAddr,
+    pub port: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age: Option<u32>,
+    #[serde(default, rename = "static", skip_serializing_if = "std::ops::Not::not")]
+    pub is_static: bool,
+}
+
+/// The reply to `arp-stats`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ArpStatsReply {
+    pub entries: usize,
+    pub learned: u64,
+    pub moved: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    /// Requests the switch answered itself.
+    pub suppressed: u64,
+    /// ARP dropped by the guard.
+    pub guarded: u64,
+    /// ARP frames that did not parse (forwarded as they were).
+    pub malformed: u64,
+    /// Whether suppression is on switch-wide.
+    pub suppress: bool,
 }
 
 /// The reply to `fdb-stats`.

@@ -1,9 +1,11 @@
 //! Ports: where frames enter and leave the switch. One file per kind; each gives the reactor the
 //! same small interface, so the forwarding core never knows what kind a port is.
 
+pub mod internal;
 pub mod tap;
 
 use std::io;
+use std::time::Duration;
 
 use mio::{Registry, Token};
 
@@ -32,6 +34,17 @@ pub struct Caps {
     /// header (a TAP with `IFF_VNET_HDR` and offloads on). A port without it only ever receives
     /// complete frames.
     pub offloads: bool,
+    /// Has no file descriptor to wait on: the reactor calls [`Port::tick`] every turn.
+    pub polled: bool,
+}
+
+/// What a polled port says after a [`Port::tick`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortTick {
+    /// Frames wait to be read.
+    pub ready: bool,
+    /// How long, at the latest, until it wants to be ticked again.
+    pub next: Option<Duration>,
 }
 
 /// A port of the switch.
@@ -61,6 +74,12 @@ pub trait Port: Send {
     /// Sends one frame (header + frame). `WouldBlock` and `ENOBUFS` mean "full, try later", `EIO`
     /// means the link is down; the caller decides which errors end the port.
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// Lets a polled port (see [`Caps::polled`]) do its work at `now` (time since the switch
+    /// started).
+    fn tick(&mut self, _now: Duration) -> PortTick {
+        PortTick::default()
+    }
 
     /// Registers the port's file descriptors for readability with `token`.
     fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()>;

@@ -95,7 +95,10 @@ impl Port for TapPort {
     }
 
     fn caps(&self) -> Caps {
-        Caps { offloads: true }
+        Caps {
+            offloads: true,
+            polled: false,
+        }
     }
 
     fn detail(&self) -> String {

@@ -15,7 +15,7 @@ use mio::{Interest, Registry, Token};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
 use nix::sys::time::TimeVal;
 
-use vswitch::bridge::{BridgeConfig, VlanMode};
+use vswitch::bridge::{BridgeConfig, PortConfig, VlanMode};
 use vswitch::control::server::ControlServer;
 use vswitch::port::{Caps, Port};
 use vswitch::reactor::{READ_BUDGET, Reactor, StopHandle};
@@ -39,6 +39,7 @@ impl Port for PairPort {
     fn caps(&self) -> Caps {
         Caps {
             offloads: self.offloads,
+            polled: false,
         }
     }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -167,29 +168,56 @@ impl Switch {
         budget: usize,
         control: Option<ControlServer>,
     ) -> Switch {
-        let ports = ports.into_iter().map(|p| (p, VlanMode::All)).collect();
+        let ports = ports
+            .into_iter()
+            .map(|p| (p, PortConfig::default()))
+            .collect();
         Switch::start_full(ports, config, budget, control)
     }
 
     /// Starts a switch with each port in its own VLAN mode.
     pub fn start_vlans(ports: Vec<(PairPort, VlanMode)>) -> Switch {
+        let ports = ports.into_iter().map(|(p, m)| (p, m.into())).collect();
         Switch::start_full(ports, BridgeConfig::default(), READ_BUDGET, None)
     }
 
+    /// Starts a switch with per-port settings, after `setup` has had the reactor.
+    pub fn start_custom(
+        ports: Vec<(PairPort, PortConfig)>,
+        config: BridgeConfig,
+        setup: impl FnOnce(&mut Reactor),
+    ) -> Switch {
+        Switch::spawn(Switch::build(ports, config, READ_BUDGET, None), setup)
+    }
+
     fn start_full(
-        ports: Vec<(PairPort, VlanMode)>,
+        ports: Vec<(PairPort, PortConfig)>,
         config: BridgeConfig,
         budget: usize,
         control: Option<ControlServer>,
     ) -> Switch {
+        Switch::spawn(Switch::build(ports, config, budget, control), |_| {})
+    }
+
+    fn build(
+        ports: Vec<(PairPort, PortConfig)>,
+        config: BridgeConfig,
+        budget: usize,
+        control: Option<ControlServer>,
+    ) -> Reactor {
         let mut reactor = Reactor::new("test", config).unwrap();
         reactor.set_read_budget(budget);
         if let Some(control) = control {
             reactor.serve_control(control).unwrap();
         }
-        for (p, vlan) in ports {
-            reactor.add_port_with(Box::new(p), vlan).unwrap();
+        for (p, config) in ports {
+            reactor.add_port_with(Box::new(p), config).unwrap();
         }
+        reactor
+    }
+
+    fn spawn(mut reactor: Reactor, setup: impl FnOnce(&mut Reactor)) -> Switch {
+        setup(&mut reactor);
         let stop = reactor.stop_handle();
         let thread = std::thread::spawn(move || {
             reactor.run().unwrap();

@@ -1,0 +1,437 @@
+//! A table of entries learned per port, with ageing and fair eviction: the structure under both
+//! the MAC table (key: VLAN and MAC) and the ARP table (key: VLAN and IPv4, value: MAC).
+//!
+//! Entries live in a slab and are threaded on one least-recently-seen list per port. That list
+//! gives the three operations their cost: ageing walks each list from its old end and stops at
+//! the first live entry; removing a port walks only that port's list; and when the table is full,
+//! the entry evicted is the oldest of the port holding the most entries (Open vSwitch's fair
+//! eviction), so a port spraying random addresses evicts its own entries, not its neighbours'.
+//!
+//! Time is whole seconds since the switch started, passed in by the caller. An entry is moved to
+//! its list's tail only when its second changes, so refreshing a busy entry costs one compare.
+//!
+//! Static entries (added by an operator) are on no list: they never age, are never evicted or
+//! flushed, and learning does not move them. Only deleting them, or their port, removes them.
+
+use std::hash::Hash;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+
+use super::PortId;
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    port: PortId,
+    is_static: bool,
+    /// Second (since start) the entry was last learned.
+    seen: u32,
+    prev: u32,
+    /// Next on the port's list, or next free slot while the entry is free.
+    next: u32,
+}
+
+/// One port's least-recently-seen list of learned entries, and its count of static ones.
+#[derive(Clone, Copy, Debug)]
+struct Lru {
+    head: u32,
+    tail: u32,
+    len: u32,
+    statics: u32,
+}
+
+impl Default for Lru {
+    fn default() -> Self {
+        Lru {
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            statics: 0,
+        }
+    }
+}
+
+/// What learning did to the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// A new entry (possibly after evicting another).
+    New,
+    /// The key was already known, on this port and with this value.
+    Refreshed,
+    /// The key was known on another port, or with another value, and now has the new ones.
+    Moved { from: PortId },
+    /// The key has a static entry, which learning leaves alone.
+    Static,
+    /// The table is full of static entries; nothing could be evicted to make room.
+    TableFull,
+}
+
+/// A static entry could not be added: the table is full and holds no learned entry to evict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the table is full of static entries")]
+pub struct TableFull;
+
+/// Lifetime counters of a table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub learned: u64,
+    pub moved: u64,
+    pub expired: u64,
+    pub evicted: u64,
+}
+
+/// One entry as shown to users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row<K, V> {
+    pub key: K,
+    pub value: V,
+    pub port: PortId,
+    /// Seconds since the entry was last learned; `None` for a static entry.
+    pub age: Option<u32>,
+}
+
+/// A table of per-port entries. See the module documentation for its structure.
+#[derive(Debug)]
+pub struct PortTable<K, V> {
+    map: HashMap<K, u32>,
+    entries: Vec<Entry<K, V>>,
+    free: u32,
+    lru: Vec<Lru>,
+    capacity: usize,
+    ageing: u32,
+    counters: Counters,
+}
+
+/// Slab indices are u32 with `NIL` reserved.
+fn clamp_capacity(capacity: usize) -> usize {
+    capacity.clamp(1, NIL as usize - 1)
+}
+
+/// Whole seconds of a timestamp, saturating (136 years of uptime fit).
+pub(crate) fn secs(now: Duration) -> u32 {
+    u32::try_from(now.as_secs()).unwrap_or(u32::MAX)
+}
+
+impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
+    /// A table holding at most `capacity` entries (1 to `u32::MAX - 1`) that expire after
+    /// `ageing` seconds without being learned again.
+    pub fn new(capacity: usize, ageing: u32) -> Self {
+        let capacity = clamp_capacity(capacity);
+        PortTable {
+            map: HashMap::with_capacity(capacity.min(1024)),
+            entries: Vec::with_capacity(capacity.min(1024)),
+            free: NIL,
+            lru: Vec::new(),
+            capacity,
+            ageing,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn ageing(&self) -> u32 {
+        self.ageing
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Static entries in the table.
+    pub fn static_len(&self) -> usize {
+        self.lru.iter().map(|l| l.statics as usize).sum()
+    }
+
+    /// Entries (learned and static) held for `port`.
+    pub fn port_len(&self, port: PortId) -> usize {
+        self.lru
+            .get(port.index())
+            .map_or(0, |l| (l.len + l.statics) as usize)
+    }
+
+    /// Changes the ageing time; entries older than it go at the next [`PortTable::expire`].
+    pub fn set_ageing(&mut self, ageing: u32) {
+        self.ageing = ageing;
+    }
+
+    /// Changes the capacity (at least 1), evicting learned entries fairly if the table is now
+    /// over it.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = clamp_capacity(capacity);
+        while self.map.len() > self.capacity && self.evict_one() {}
+    }
+
+    /// The port and value of `key`. Looking up does not refresh the entry: only learning it
+    /// again keeps it alive.
+    pub fn lookup(&self, key: &K) -> Option<(PortId, V)> {
+        let e = &self.entries[*self.map.get(key)? as usize];
+        Some((e.port, e.value))
+    }
+
+    /// The port and value of `key`, with its age at `now` (`None` for a static entry).
+    pub fn lookup_aged(&self, key: &K, now: Duration) -> Option<(PortId, V, Option<u32>)> {
+        let e = &self.entries[*self.map.get(key)? as usize];
+        let age = (!e.is_static).then(|| secs(now).saturating_sub(e.seen));
+        Some((e.port, e.value, age))
+    }
+
+    /// Records that `key` has `value` behind `port` at `now`.
+    pub fn learn(&mut self, key: K, value: V, port: PortId, now: Duration) -> Learned {
+        let now = secs(now);
+        if let Some(&idx) = self.map.get(&key) {
+            let entry = self.entries[idx as usize];
+            if entry.is_static {
+                return Learned::Static;
+            }
+            if entry.port == port && entry.value == value {
+                if entry.seen != now {
+                    self.unlink(idx);
+                    self.entries[idx as usize].seen = now;
+                    self.push_tail(idx);
+                }
+                return Learned::Refreshed;
+            }
+            self.unlink(idx);
+            let moved = &mut self.entries[idx as usize];
+            moved.port = port;
+            moved.value = value;
+            moved.seen = now;
+            self.push_tail(idx);
+            self.counters.moved += 1;
+            return Learned::Moved { from: entry.port };
+        }
+        if !self.make_room() {
+            return Learned::TableFull;
+        }
+        let idx = self.alloc(Entry {
+            key,
+            value,
+            port,
+            is_static: false,
+            seen: now,
+            prev: NIL,
+            next: NIL,
+        });
+        self.map.insert(key, idx);
+        self.push_tail(idx);
+        self.counters.learned += 1;
+        Learned::New
+    }
+
+    /// Removes every entry not seen for more than the ageing time; returns how many went. With
+    /// time kept in whole seconds, an entry lives at least `ageing` and under `ageing + 1`
+    /// seconds after it was last learned.
+    pub fn expire(&mut self, now: Duration) -> usize {
+        let now = secs(now);
+        let mut removed = 0;
+        for port in 0..self.lru.len() {
+            loop {
+                let idx = self.lru[port].head;
+                if idx == NIL || now.saturating_sub(self.entries[idx as usize].seen) <= self.ageing
+                {
+                    break;
+                }
+                self.remove(idx);
+                removed += 1;
+            }
+        }
+        self.counters.expired += removed as u64;
+        removed
+    }
+
+    /// Makes `key` a static entry with `value` on `port`, replacing whatever entry it had.
+    pub fn add_static(&mut self, key: K, value: V, port: PortId) -> Result<(), TableFull> {
+        if let Some(&idx) = self.map.get(&key) {
+            self.remove(idx);
+        } else if !self.make_room() {
+            return Err(TableFull);
+        }
+        let idx = self.alloc(Entry {
+            key,
+            value,
+            port,
+            is_static: true,
+            seen: 0,
+            prev: NIL,
+            next: NIL,
+        });
+        self.map.insert(key, idx);
+        self.lru_mut(port).statics += 1;
+        Ok(())
+    }
+
+    /// Removes the learned entries of `port`, or of every port; static entries stay. Returns how
+    /// many went.
+    pub fn flush(&mut self, port: Option<PortId>) -> usize {
+        let ports = match port {
+            Some(p) => p.index()..p.index() + 1,
+            None => 0..self.lru.len(),
+        };
+        let mut removed = 0;
+        for p in ports {
+            while let Some(idx) = self.lru.get(p).map(|l| l.head).filter(|&i| i != NIL) {
+                self.remove(idx);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes every entry of `port`, static ones included (it left the switch); returns how
+    /// many went.
+    pub fn remove_port(&mut self, port: PortId) -> usize {
+        let mut removed = self.flush(Some(port));
+        if self.lru.get(port.index()).is_some_and(|l| l.statics > 0) {
+            let statics: Vec<u32> = self
+                .map
+                .values()
+                .copied()
+                .filter(|&i| {
+                    let e = &self.entries[i as usize];
+                    e.is_static && e.port == port
+                })
+                .collect();
+            for idx in statics {
+                self.remove(idx);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes the entry for `key`; returns whether there was one.
+    pub fn remove_key(&mut self, key: &K) -> bool {
+        match self.map.get(key) {
+            Some(&idx) => {
+                self.remove(idx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every entry, in no particular order, with its age at `now`.
+    pub fn rows(&self, now: Duration) -> impl Iterator<Item = Row<K, V>> + '_ {
+        let now = secs(now);
+        self.map.values().map(move |&idx| {
+            let e = &self.entries[idx as usize];
+            Row {
+                key: e.key,
+                value: e.value,
+                port: e.port,
+                age: (!e.is_static).then(|| now.saturating_sub(e.seen)),
+            }
+        })
+    }
+
+    /// Slots in the slab, used or free (to check that freed slots are reused).
+    #[cfg(test)]
+    pub(crate) fn slab_len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Evicts if the table is full; returns whether there is room for one more entry.
+    fn make_room(&mut self) -> bool {
+        self.map.len() < self.capacity || self.evict_one()
+    }
+
+    /// Evicts the oldest learned entry of the port with the most learned entries; returns
+    /// whether there was one.
+    fn evict_one(&mut self) -> bool {
+        let Some(port) =
+            (0..self.lru.len()).max_by_key(|&p| (self.lru[p].len, std::cmp::Reverse(p)))
+        else {
+            return false;
+        };
+        let idx = self.lru[port].head;
+        if idx == NIL {
+            return false;
+        }
+        self.remove(idx);
+        self.counters.evicted += 1;
+        true
+    }
+
+    fn lru_mut(&mut self, port: PortId) -> &mut Lru {
+        if self.lru.len() <= port.index() {
+            self.lru.resize(port.index() + 1, Lru::default());
+        }
+        &mut self.lru[port.index()]
+    }
+
+    fn alloc(&mut self, entry: Entry<K, V>) -> u32 {
+        if self.free != NIL {
+            let idx = self.free;
+            self.free = self.entries[idx as usize].next;
+            self.entries[idx as usize] = entry;
+            idx
+        } else {
+            self.entries.push(entry);
+            (self.entries.len() - 1) as u32
+        }
+    }
+
+    fn remove(&mut self, idx: u32) {
+        let entry = self.entries[idx as usize];
+        if entry.is_static {
+            self.lru[entry.port.index()].statics -= 1;
+        } else {
+            self.unlink(idx);
+        }
+        self.map.remove(&entry.key);
+        self.entries[idx as usize].next = self.free;
+        self.free = idx;
+    }
+
+    fn push_tail(&mut self, idx: u32) {
+        let port = self.entries[idx as usize].port;
+        let lru = self.lru_mut(port);
+        let old_tail = lru.tail;
+        lru.tail = idx;
+        if old_tail == NIL {
+            lru.head = idx;
+        }
+        lru.len += 1;
+        if old_tail != NIL {
+            self.entries[old_tail as usize].next = idx;
+        }
+        let entry = &mut self.entries[idx as usize];
+        entry.prev = old_tail;
+        entry.next = NIL;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let Entry {
+            prev, next, port, ..
+        } = self.entries[idx as usize];
+        let lru = &mut self.lru[port.index()];
+        if prev == NIL {
+            lru.head = next;
+        }
+        if next == NIL {
+            lru.tail = prev;
+        }
+        lru.len -= 1;
+        if prev != NIL {
+            self.entries[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.entries[next as usize].prev = prev;
+        }
+    }
+}
