@@ -13,6 +13,7 @@ ip        iproute2
 ethtool   ethtool
 sysctl    procps
 ping      iputils-ping
+arping    iputils-arping
 tcpdump   tcpdump
 iperf3    iperf3
 setpriv   util-linux
