@@ -27,7 +27,7 @@ use crate::control::{Reply, commands};
 use crate::port::internal::InternalPort;
 use crate::port::{self, Port};
 use crate::wire::vlan::{self as tag, VLAN_TAG_LEN};
-use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader};
+use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader, offload};
 
 /// Frames read from one port per turn before the others get theirs, unless set otherwise with
 /// [`Reactor::set_read_budget`].
@@ -91,6 +91,8 @@ pub struct Reactor {
     /// Ports found dead while sending, removed once the current frame is done.
     dead: Vec<(PortId, String)>,
     buf: FrameBuf,
+    /// Where frames finished in software (checksums, segments) are built.
+    scratch: Vec<u8>,
     read_budget: usize,
     start: Instant,
     next_tick: Instant,
@@ -124,6 +126,7 @@ impl Reactor {
             targets: Vec::new(),
             dead: Vec::new(),
             buf: FrameBuf::new(),
+            scratch: Vec::with_capacity(FRAME_BUF_LEN),
             read_budget: READ_BUDGET,
             start,
             next_tick: start + TICK,
@@ -533,6 +536,7 @@ impl Reactor {
                     &mut self.bridge,
                     &mut self.buf,
                     &mut self.dead,
+                    &mut self.scratch,
                     slot,
                     ingress,
                     vlan,
@@ -582,6 +586,7 @@ impl Reactor {
             &mut self.bridge,
             &mut self.buf,
             &mut self.dead,
+            &mut self.scratch,
             slot,
             out,
             vlan,
@@ -710,11 +715,14 @@ impl ReadyList {
 }
 
 /// Sends the frame in `buf`, shaped for `vlan` on port `out` (whose slot is `slot`), counting
-/// the outcome; a port found gone is put on `dead`.
+/// the outcome; a port found gone is put on `dead`. A port that cannot take offloaded frames
+/// gets them finished in software first (built in `scratch`): the checksum completed or the
+/// super-frame cut into segments.
 fn send(
     bridge: &mut Bridge,
     buf: &mut FrameBuf,
     dead: &mut Vec<(PortId, String)>,
+    scratch: &mut Vec<u8>,
     slot: &mut Slot,
     out: PortId,
     vlan: u16,
@@ -727,11 +735,34 @@ fn send(
     };
     buf.shape(egress, vlan);
     let frame = buf.frame();
-    let bytes = frame.len() - VNET_HDR_LEN;
     if !slot.port.caps().offloads && !VnetHeader::new_unchecked(frame).is_complete() {
-        bridge.count_drop(out, DropReason::NoOffload);
+        let finished = offload::finish(frame, scratch, |segment| {
+            send_one(bridge, dead, slot, out, segment);
+        });
+        if let Err(e) = finished {
+            bridge.count_drop(out, DropReason::NoOffload);
+            debug!(
+                "port {}: cannot finish an offloaded frame: {e}",
+                slot.port.name()
+            );
+        }
         return;
     }
+    send_one(bridge, dead, slot, out, frame);
+}
+
+/// Writes one frame (header + Ethernet) to a port and counts the outcome.
+fn send_one(
+    bridge: &mut Bridge,
+    dead: &mut Vec<(PortId, String)>,
+    slot: &mut Slot,
+    out: PortId,
+    frame: &[u8],
+) {
+    if dead.iter().any(|(id, _)| *id == out) {
+        return;
+    }
+    let bytes = frame.len() - VNET_HDR_LEN;
     let err = match slot.port.send(frame) {
         Ok(()) => {
             slot.link_down = false;

@@ -6,6 +6,7 @@
 //! frame is an error value, never a panic.
 
 pub mod mac;
+pub mod offload;
 pub mod vlan;
 pub mod vnet;
 
