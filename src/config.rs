@@ -34,15 +34,69 @@ pub fn default_ctl_socket(name: &str) -> PathBuf {
 pub enum PortKind {
     /// A TAP device the switch owns (creates, or attaches to if persistent and free).
     Tap,
+    /// An existing interface (a QEMU tap, a veth end), attached through AF_PACKET.
+    Netdev,
+    /// A Unix stream socket for QEMU's `-netdev stream` (4-byte length, then the frame).
+    Stream,
+    /// A Unix datagram socket for QEMU's `-netdev dgram` (one frame per datagram).
+    Dgram,
 }
 
 impl PortKind {
-    pub const ALL: [PortKind; 1] = [PortKind::Tap];
+    pub const ALL: [PortKind; 4] = [
+        PortKind::Tap,
+        PortKind::Netdev,
+        PortKind::Stream,
+        PortKind::Dgram,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             PortKind::Tap => "tap",
+            PortKind::Netdev => "netdev",
+            PortKind::Stream => "stream",
+            PortKind::Dgram => "dgram",
         }
+    }
+}
+
+/// What a port is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Tap(IfName),
+    Netdev(IfName),
+    /// The socket the switch listens on.
+    Stream(PathBuf),
+    /// The socket the switch binds, and where it sends until a datagram says otherwise.
+    Dgram {
+        path: PathBuf,
+        peer: Option<PathBuf>,
+    },
+}
+
+impl Target {
+    pub fn kind(&self) -> PortKind {
+        match self {
+            Target::Tap(_) => PortKind::Tap,
+            Target::Netdev(_) => PortKind::Netdev,
+            Target::Stream(_) => PortKind::Stream,
+            Target::Dgram { .. } => PortKind::Dgram,
+        }
+    }
+}
+
+/// A port's name (how `vswitchctl` and the logs call it): 1 to 64 characters, none of them
+/// whitespace, `,`, `=` or `:`.
+pub fn check_port_name(name: &str) -> Result<(), SpecError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, ',' | '=' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::BadPortName(name.to_owned()))
     }
 }
 
@@ -52,12 +106,15 @@ impl fmt::Display for PortKind {
     }
 }
 
-/// One port: its kind, its name and its options. Written on the command line as
-/// `[KIND:]NAME[,key=value...]`, in the config file as a `[[port]]` table.
+/// One port: what it attaches to, its name and its options. Written on the command line as
+/// `[KIND:]NAME[,key=value...]` (NAME is a socket path for `stream` and `dgram`), in the config
+/// file as a `[[port]]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
-    pub kind: PortKind,
-    pub name: IfName,
+    /// The interface name for `tap` and `netdev`; for sockets, `name=` or the socket's file
+    /// name.
+    pub name: String,
+    pub target: Target,
     /// `vlan=N` (access), `trunk=LIST[,native=N]`, or neither (every VLAN).
     pub vlan: VlanMode,
     /// `arp-suppress=on|off`; unset follows `--arp-suppress`.
@@ -67,7 +124,8 @@ pub struct PortSpec {
 }
 
 /// The keys a port spec takes.
-pub const PORT_KEYS: &str = "vlan, trunk, native, arp-suppress, arp-guard";
+pub const PORT_KEYS: &str =
+    "vlan, trunk, native, arp-suppress, arp-guard; name (stream, dgram); peer (dgram)";
 
 /// `on`/`off` (or `true`/`false`, `yes`/`no`).
 fn parse_switch(value: &str) -> Option<bool> {
@@ -87,6 +145,15 @@ pub enum SpecError {
     UnknownKind(String),
     #[error("bad port name: {0}")]
     BadName(#[from] InvalidIfName),
+    #[error("bad port name {0:?}: use 1 to 64 characters, without whitespace, ',', '=' or ':'")]
+    BadPortName(String),
+    #[error("{kind} ports need a socket path")]
+    NoPath { kind: PortKind },
+    #[error("key {key}= is only for {only} ports")]
+    WrongKind {
+        key: &'static str,
+        only: &'static str,
+    },
     #[error("option {0:?} is not key=value")]
     NotKeyValue(String),
     #[error("unknown key {0:?} (a port takes {PORT_KEYS})")]
@@ -124,10 +191,29 @@ impl PortSpec {
                 .find(|known| known.name() == k)
                 .ok_or_else(|| SpecError::UnknownKind(k.to_owned()))?,
         };
-        let name = IfName::new(name)?;
         let (mut access, mut trunk, mut native) = (None, None, None);
         let (mut arp_suppress, mut arp_guard) = (None, None);
+        let (mut port_name, mut peer) = (None, None);
         for &(key, value) in options {
+            if key == "name" || key == "peer" {
+                let (slot, only) = if key == "name" {
+                    (&mut port_name, "stream and dgram")
+                } else {
+                    (&mut peer, "dgram")
+                };
+                let allowed = match key {
+                    "name" => matches!(kind, PortKind::Stream | PortKind::Dgram),
+                    _ => kind == PortKind::Dgram,
+                };
+                if !allowed {
+                    let key = if key == "name" { "name" } else { "peer" };
+                    return Err(SpecError::WrongKind { key, only });
+                }
+                if slot.replace(value.to_owned()).is_some() {
+                    return Err(SpecError::Duplicate(key.to_owned()));
+                }
+                continue;
+            }
             if let Some((key, slot)) = match key {
                 "arp-suppress" => Some(("arp-suppress", &mut arp_suppress)),
                 "arp-guard" => Some(("arp-guard", &mut arp_guard)),
@@ -183,13 +269,45 @@ impl PortSpec {
                 ));
             }
         };
+        let socket_name = |path: &str| -> Result<(PathBuf, String), SpecError> {
+            if path.is_empty() {
+                return Err(SpecError::NoPath { kind });
+            }
+            let path = PathBuf::from(path);
+            let name = match port_name.clone() {
+                Some(n) => n,
+                None => path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .ok_or(SpecError::NoPath { kind })?,
+            };
+            check_port_name(&name)?;
+            Ok((path, name))
+        };
+        let (name, target) = match kind {
+            PortKind::Tap => (name.to_owned(), Target::Tap(IfName::new(name)?)),
+            PortKind::Netdev => (name.to_owned(), Target::Netdev(IfName::new(name)?)),
+            PortKind::Stream => {
+                let (path, name) = socket_name(name)?;
+                (name, Target::Stream(path))
+            }
+            PortKind::Dgram => {
+                let (path, name) = socket_name(name)?;
+                let peer = peer.map(PathBuf::from);
+                (name, Target::Dgram { path, peer })
+            }
+        };
         Ok(PortSpec {
-            kind,
             name,
+            target,
             vlan,
             arp_suppress,
             arp_guard: arp_guard.unwrap_or(false),
         })
+    }
+
+    pub fn kind(&self) -> PortKind {
+        self.target.kind()
     }
 
     /// The settings the forwarding core keeps for this port.
@@ -203,7 +321,7 @@ impl PortSpec {
 
     /// Whether `other` is the same port (kind and name), whatever its options.
     pub fn same_port(&self, other: &PortSpec) -> bool {
-        self.kind == other.kind && self.name == other.name
+        self.kind() == other.kind() && self.name == other.name
     }
 }
 
@@ -240,7 +358,24 @@ impl FromStr for PortSpec {
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind, self.name)?;
+        match &self.target {
+            Target::Tap(n) | Target::Netdev(n) => write!(f, "{}:{n}", self.kind())?,
+            Target::Stream(path) | Target::Dgram { path, .. } => {
+                write!(f, "{}:{}", self.kind(), path.display())?;
+                if path
+                    .file_name()
+                    .is_none_or(|n| n.to_string_lossy() != self.name)
+                {
+                    write!(f, ",name={}", self.name)?;
+                }
+            }
+        }
+        if let Target::Dgram {
+            peer: Some(peer), ..
+        } = &self.target
+        {
+            write!(f, ",peer={}", peer.display())?;
+        }
         match &self.vlan {
             VlanMode::All => {}
             VlanMode::Access(n) => write!(f, ",vlan={n}")?,
@@ -336,7 +471,8 @@ pub struct Overrides {
 pub struct ArpBinding {
     pub ip: Ipv4Addr,
     pub mac: MacAddr,
-    pub port: IfName,
+    /// The port's name.
+    pub port: String,
     pub vlan: u16,
 }
 
@@ -438,7 +574,7 @@ impl Config {
             if !ports.iter().any(|p| p.name == binding.port) {
                 return Err(ConfigError::UnknownArpPort {
                     ip: binding.ip,
-                    port: binding.port.to_string(),
+                    port: binding.port.clone(),
                 });
             }
         }
@@ -507,8 +643,11 @@ struct RawArp {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPort {
-    name: String,
+    name: Option<String>,
     kind: Option<String>,
+    /// The socket of a `stream` or `dgram` port.
+    path: Option<String>,
+    peer: Option<String>,
     vlan: Option<u16>,
     trunk: Option<RawTrunk>,
     native: Option<u16>,
@@ -530,6 +669,12 @@ impl RawPort {
     /// The options as the command-line grammar has them.
     fn options(&self) -> Vec<(&'static str, String)> {
         let mut options = Vec::new();
+        if let (Some(_), Some(name)) = (&self.path, &self.name) {
+            options.push(("name", name.clone()));
+        }
+        if let Some(peer) = &self.peer {
+            options.push(("peer", peer.clone()));
+        }
         if let Some(v) = self.vlan {
             options.push(("vlan", v.to_string()));
         }
@@ -603,8 +748,20 @@ impl FileConfig {
             let options = raw.options();
             let options: Vec<(&str, &str)> =
                 options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let spec = PortSpec::new(raw.kind.as_deref(), &raw.name, &options)
-                .map_err(|e| fail(at, format!("port {:?}: {e}", raw.name)))?;
+            // A socket port is named by its path (and optionally `name`), others by `name`.
+            let (head, label) = match (&raw.path, &raw.name) {
+                (Some(path), _) => (path.as_str(), path.as_str()),
+                (None, Some(name)) => (name.as_str(), name.as_str()),
+                (None, None) => return Err(fail(at, "port: needs name (or path)".to_owned())),
+            };
+            let spec = PortSpec::new(raw.kind.as_deref(), head, &options)
+                .map_err(|e| fail(at, format!("port {label:?}: {e}")))?;
+            if raw.path.is_some() && !matches!(spec.kind(), PortKind::Stream | PortKind::Dgram) {
+                return Err(fail(
+                    at,
+                    format!("port {label:?}: path is for stream and dgram ports"),
+                ));
+            }
             if ports.iter().any(|p| p.name == spec.name) {
                 return Err(fail(
                     at,
@@ -650,7 +807,8 @@ impl FileConfig {
                 .ok()
                 .filter(MacAddr::is_learnable_source)
                 .ok_or_else(|| fail(at, format!("arp: mac {:?} is not a unicast MAC", a.mac)))?;
-            let port = IfName::new(&a.port).map_err(|e| fail(at, format!("arp: {e}")))?;
+            check_port_name(&a.port).map_err(|e| fail(at, format!("arp: {e}")))?;
+            let port = a.port;
             if a.vlan > crate::wire::vlan::MAX_VID {
                 return Err(fail(
                     at,

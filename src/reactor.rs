@@ -224,9 +224,15 @@ impl Reactor {
         &mut self.bridge
     }
 
-    /// Whether the port's last send found its link down.
-    pub fn port_link_down(&self, id: PortId) -> bool {
-        self.slot(id).is_some_and(|s| s.link_down)
+    /// The port's state: `up`, `link-down` (its last send found the link down), or the
+    /// port's own word when it waits for a peer (`down`, `waiting`).
+    pub fn port_state(&self, id: PortId) -> &'static str {
+        match self.slot(id) {
+            Some(slot) if slot.port.state() != "up" => slot.port.state(),
+            Some(slot) if slot.link_down => "link-down",
+            Some(_) => "up",
+            None => "gone",
+        }
     }
 
     /// Time since the switch started: the clock the bridge runs on.
@@ -807,8 +813,11 @@ enum SendFailure {
 }
 
 fn classify_send_error(e: &io::Error) -> SendFailure {
-    if e.kind() == io::ErrorKind::WouldBlock {
-        return SendFailure::Drop(DropReason::TxFull);
+    match e.kind() {
+        io::ErrorKind::WouldBlock => return SendFailure::Drop(DropReason::TxFull),
+        // A port waiting for its peer (a VM not connected, an interface not there yet).
+        io::ErrorKind::NotConnected => return SendFailure::Drop(DropReason::LinkDown),
+        _ => {}
     }
     match e.raw_os_error() {
         Some(libc::ENOBUFS | libc::ENOMEM) => SendFailure::Drop(DropReason::TxFull),

@@ -6,8 +6,8 @@ fn spec(s: &str) -> Result<PortSpec, SpecError> {
 
 fn tap(name: &str) -> PortSpec {
     PortSpec {
-        kind: PortKind::Tap,
-        name: IfName::new(name).unwrap(),
+        name: name.to_owned(),
+        target: Target::Tap(IfName::new(name).unwrap()),
         vlan: VlanMode::All,
         arp_suppress: None,
         arp_guard: false,
@@ -190,6 +190,61 @@ fn bad_vlan_keys_are_named() {
         let e = spec(bad).unwrap_err().to_string();
         assert!(e.contains(needle), "{bad}: {e}");
     }
+}
+
+#[test]
+fn netdev_stream_and_dgram_specs() {
+    let n = spec("netdev:qtap0").unwrap();
+    assert_eq!(n.target, Target::Netdev(IfName::new("qtap0").unwrap()));
+    assert_eq!((n.name.as_str(), n.kind()), ("qtap0", PortKind::Netdev));
+    assert_eq!(n.to_string(), "netdev:qtap0");
+    assert!(spec("netdev:a/b").is_err());
+
+    let s = spec("stream:/run/vm/vm1.sock,vlan=10").unwrap();
+    assert_eq!(s.target, Target::Stream("/run/vm/vm1.sock".into()));
+    assert_eq!(s.name, "vm1.sock", "named after the socket file");
+    assert_eq!(s.vlan, VlanMode::Access(10));
+    assert_eq!(spec(&s.to_string()), Ok(s));
+    let s = spec("stream:/tmp/x.sock,name=web").unwrap();
+    assert_eq!(s.name, "web");
+    assert_eq!(s.to_string(), "stream:/tmp/x.sock,name=web");
+
+    let d = spec("dgram:/tmp/sw.sock,peer=/tmp/vm.sock").unwrap();
+    assert_eq!(
+        d.target,
+        Target::Dgram {
+            path: "/tmp/sw.sock".into(),
+            peer: Some("/tmp/vm.sock".into())
+        }
+    );
+    assert_eq!(spec(&d.to_string()), Ok(d));
+
+    for (bad, needle) in [
+        ("stream:", "need a socket path"),
+        ("tap0,name=x", "only for stream and dgram"),
+        ("stream:/tmp/a,peer=/tmp/b", "only for dgram"),
+        ("stream:/tmp/a,name=has space", "bad port name"),
+        ("stream:/tmp/a,name=x,name=y", "given twice"),
+    ] {
+        let e = spec(bad).unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn socket_ports_in_the_file() {
+    let f = parse(
+        "[[port]]\nkind = \"stream\"\npath = \"/tmp/vm1.sock\"\n\n[[port]]\nkind = \"dgram\"\n\
+         path = \"/tmp/sw.sock\"\npeer = \"/tmp/vm2.sock\"\nname = \"vm2\"\n\n\
+         [[port]]\nkind = \"netdev\"\nname = \"qtap0\"\n",
+    )
+    .unwrap();
+    let names: Vec<&str> = f.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["vm1.sock", "vm2", "qtap0"]);
+    let (_, msg) = file_error("[[port]]\nname = \"t\"\npath = \"/tmp/x\"\n");
+    assert!(msg.contains("stream and dgram"), "{msg}");
+    let (_, msg) = file_error("[[port]]\nkind = \"stream\"\n");
+    assert!(msg.contains("needs name"), "{msg}");
 }
 
 #[test]

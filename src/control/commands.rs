@@ -133,12 +133,7 @@ fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
         id: id.0,
         name: port.name().to_owned(),
         kind: port.kind().to_owned(),
-        state: if reactor.port_link_down(id) {
-            "link-down"
-        } else {
-            "up"
-        }
-        .to_owned(),
+        state: reactor.port_state(id).to_owned(),
         macs: reactor.bridge().fdb().port_len(id),
         vlan: reactor
             .bridge()
@@ -251,7 +246,7 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
             Some(id)
                 if reactor
                     .port(id)
-                    .is_some_and(|p| p.kind() == spec.kind.name()) =>
+                    .is_some_and(|p| p.kind() == spec.kind().name()) =>
             {
                 retune.push((spec, id));
             }

@@ -1,30 +1,58 @@
 //! Ports: where frames enter and leave the switch. One file per kind; each gives the reactor the
 //! same small interface, so the forwarding core never knows what kind a port is.
 
+pub mod dgram;
 pub mod internal;
+pub mod netdev;
+pub mod stream;
 pub mod tap;
+mod unix;
 
 use std::io;
 use std::time::Duration;
 
 use mio::{Registry, Token};
 
+pub use dgram::DgramPort;
+pub use netdev::{NetdevOpenError, NetdevPort};
+pub use stream::StreamPort;
 pub use tap::{TapOpenError, TapPort};
 
-use crate::config::{PortKind, PortSpec};
+use crate::config::{PortSpec, Target};
 
 /// A port could not be opened; the message names it and says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
     Tap(#[from] TapOpenError),
+    #[error(transparent)]
+    Netdev(#[from] NetdevOpenError),
+    #[error("cannot open port {name} on socket {path}: {source}")]
+    Socket {
+        name: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Opens the port a spec describes.
 pub fn open(spec: &PortSpec) -> Result<Box<dyn Port>, OpenError> {
-    match spec.kind {
-        PortKind::Tap => Ok(Box::new(TapPort::open(&spec.name)?)),
-    }
+    let socket_error = |path: &std::path::Path| {
+        let name = spec.name.clone();
+        let path = path.display().to_string();
+        move |source| OpenError::Socket { name, path, source }
+    };
+    Ok(match &spec.target {
+        Target::Tap(name) => Box::new(TapPort::open(name)?),
+        Target::Netdev(name) => Box::new(NetdevPort::open(name)?),
+        Target::Stream(path) => {
+            Box::new(StreamPort::open(&spec.name, path).map_err(socket_error(path))?)
+        }
+        Target::Dgram { path, peer } => Box::new(
+            DgramPort::open(&spec.name, path, peer.as_deref()).map_err(socket_error(path))?,
+        ),
+    })
 }
 
 /// What a port can take besides complete Ethernet frames.
@@ -60,6 +88,12 @@ pub trait Port: Send {
     fn kind(&self) -> &'static str;
 
     fn caps(&self) -> Caps;
+
+    /// `up`; or `down` (its interface is gone) or `waiting` (no VM connected yet) for ports
+    /// that outlive their peer.
+    fn state(&self) -> &'static str {
+        "up"
+    }
 
     /// Kind-specific facts for `port list` (e.g. whether a TAP was created by the switch).
     fn detail(&self) -> String {

@@ -7,6 +7,7 @@
 
 pub mod ifreq;
 pub mod netdev;
+pub mod packet;
 pub mod tun;
 
 pub use ifreq::{IfName, InvalidIfName};

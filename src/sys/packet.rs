@@ -1,0 +1,200 @@
+//! AF_PACKET sockets bound to one interface, with virtio-net headers (`PACKET_VNET_HDR`), as
+//! `ip link set X master br0` would attach it: every frame the interface receives, none it
+//! sends, in promiscuous mode.
+//!
+//! The kernel puts a 10-byte `virtio_net_hdr` in front of each frame; the switch's buffers have
+//! 12 (with `num_buffers`). `recvmsg`/`sendmsg` with two iovecs place the header and the frame
+//! where the switch wants them, without copying.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::ifreq::IfName;
+use crate::wire::VNET_HDR_LEN;
+
+/// The kernel's `struct virtio_net_hdr` (without `num_buffers`).
+const KERNEL_VNET_HDR_LEN: usize = 10;
+
+/// `PACKET_IGNORE_OUTGOING` (Linux 4.20), not in every libc.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn set_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `fd` is an open socket; the option value points to a live c_int and the length
+    // passed is its size.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+}
+
+/// An AF_PACKET socket on one interface.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+    /// The kernel could not filter out frames the interface sends; `recv` skips them.
+    filter_outgoing: bool,
+}
+
+/// The index of interface `name` in the caller's network namespace.
+pub fn ifindex(name: &IfName) -> io::Result<u32> {
+    nix::net::if_::if_nametoindex(name.as_str()).map_err(io::Error::from)
+}
+
+impl PacketSocket {
+    /// Opens a non-blocking packet socket on `name`, with virtio-net headers, in promiscuous
+    /// mode, ignoring outgoing frames. `NotFound` if there is no such interface.
+    pub fn open(name: &IfName) -> io::Result<PacketSocket> {
+        let ifindex = ifindex(name)?;
+        let protocol = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: socket() takes no pointers; on success it returns a new descriptor that
+        // nothing else owns, which OwnedFd takes over at once.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::c_int::from(protocol),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        set_int(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
+        let filter_outgoing = set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1).is_err();
+
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid before the fields are set.
+        let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = protocol;
+        addr.sll_ifindex = ifindex as libc::c_int;
+        // SAFETY: the address points to a live sockaddr_ll and the length is its size.
+        check(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+
+        // SAFETY: packet_mreq is plain data; zero is valid before the fields are set.
+        let mut mreq: libc::packet_mreq = unsafe { zeroed() };
+        mreq.mr_ifindex = ifindex as libc::c_int;
+        mreq.mr_type = libc::PACKET_MR_PROMISC as u16;
+        // SAFETY: the value points to a live packet_mreq and the length is its size.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                (&mreq as *const libc::packet_mreq).cast(),
+                size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        })?;
+        Ok(PacketSocket {
+            fd,
+            ifindex,
+            filter_outgoing,
+        })
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Receives one frame into `buf` in the switch's layout (12-byte header, then the frame);
+    /// returns the bytes used.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (head, rest) = buf.split_at_mut(VNET_HDR_LEN);
+            head[KERNEL_VNET_HDR_LEN..].fill(0);
+            let mut iov = [
+                libc::iovec {
+                    iov_base: head.as_mut_ptr().cast(),
+                    iov_len: KERNEL_VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: rest.as_mut_ptr().cast(),
+                    iov_len: rest.len(),
+                },
+            ];
+            // SAFETY: plain data, all-zero valid.
+            let mut from: libc::sockaddr_ll = unsafe { zeroed() };
+            // SAFETY: msghdr is plain data; all-zero is valid before the fields are set.
+            let mut msg: libc::msghdr = unsafe { zeroed() };
+            msg.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = iov.len();
+            // SAFETY: every pointer in `msg` points into live buffers (the two halves of `buf`
+            // and `from`) whose lengths are given; the kernel writes only within them.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            if self.filter_outgoing && from.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            if n < KERNEL_VNET_HDR_LEN || n - KERNEL_VNET_HDR_LEN > rest.len() {
+                // Truncated (MSG_TRUNC reports the full length): not a frame to forward.
+                return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+            }
+            return Ok(VNET_HDR_LEN + n - KERNEL_VNET_HDR_LEN);
+        }
+    }
+
+    /// Sends one frame given in the switch's layout (12-byte header, then the frame).
+    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        if frame.len() < VNET_HDR_LEN {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let iov = [
+            libc::iovec {
+                iov_base: frame.as_ptr() as *mut libc::c_void,
+                iov_len: KERNEL_VNET_HDR_LEN,
+            },
+            libc::iovec {
+                iov_base: frame[VNET_HDR_LEN..].as_ptr() as *mut libc::c_void,
+                iov_len: frame.len() - VNET_HDR_LEN,
+            },
+        ];
+        // SAFETY: msghdr is plain data; all-zero is valid before the fields are set.
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len();
+        // SAFETY: the iovecs point into `frame`, live for the call; sendmsg only reads them
+        // (the mutable pointer type is the C API's, not a write).
+        let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize + VNET_HDR_LEN - KERNEL_VNET_HDR_LEN)
+    }
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
