@@ -15,8 +15,8 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::{Caps, Port, PortTick};
-use crate::sys::IfName;
 use crate::sys::packet::{self, PacketSocket};
+use crate::sys::{IfName, netdev};
 
 /// How often a missing interface is looked for.
 const RETRY: Duration = Duration::from_secs(1);
@@ -52,6 +52,14 @@ fn open_error(name: &IfName, e: &io::Error) -> NetdevOpenError {
     }
 }
 
+/// Brings the interface up if the switch may (as `ip link set X master br0` leaves that to the
+/// user, but a port that cannot carry frames helps nobody).
+fn bring_up(name: &IfName) {
+    if let Err(e) = netdev::set_up(name) {
+        debug!("port {name}: cannot bring the link up ({e})");
+    }
+}
+
 fn missing(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -64,7 +72,10 @@ impl NetdevPort {
     /// down); any other failure is an error.
     pub fn open(name: &IfName) -> Result<NetdevPort, NetdevOpenError> {
         let sock = match PacketSocket::open(name) {
-            Ok(sock) => Some(sock),
+            Ok(sock) => {
+                bring_up(name);
+                Some(sock)
+            }
             Err(e) if missing(&e) => {
                 warn!("port {name}: no interface {name} yet; waiting for it");
                 None
@@ -202,6 +213,7 @@ impl Port for NetdevPort {
         self.last_try = Some(now);
         match PacketSocket::open(&self.name) {
             Ok(sock) => {
+                bring_up(&self.name);
                 let ifindex = sock.ifindex();
                 self.sock = Some(sock);
                 if let Err(e) = self.watch() {
