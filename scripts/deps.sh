@@ -19,6 +19,9 @@ iperf3    iperf3
 setpriv   util-linux
 unshare   util-linux
 timeout   coreutils
+qemu-system-x86_64  qemu-system-x86
+cpio      cpio
+xz        xz-utils
 "
 
 missing_packages() {

@@ -23,7 +23,7 @@
 #
 # Files are cached in $VSWITCH_CACHE (default ~/.cache/vswitch, or /var/cache/vswitch for root)
 # so repeated runs reuse them. Needs: apt-get (for the downloads), dpkg-deb, cpio, xz, and
-# qemu-system-x86_64 to boot (scripts/deps.sh install --qemu installs them).
+# qemu-system-x86_64 to boot (scripts/deps.sh install installs them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,7 +87,7 @@ cmd_prepare() {
     return
   fi
   for tool in apt-get apt-cache dpkg-deb cpio xz gzip; do
-    command -v "$tool" >/dev/null || die "$tool is needed to build the guest (scripts/deps.sh install --qemu)"
+    command -v "$tool" >/dev/null || die "$tool is needed to build the guest (scripts/deps.sh install)"
   done
   mkdir -p "$VSWITCH_CACHE/debs" "$GUEST"
   local work kpkg
@@ -158,7 +158,7 @@ wait_for() {
 }
 
 cmd_demo() {
-  command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is needed (scripts/deps.sh install --qemu)"
+  command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is needed (scripts/deps.sh install)"
   cmd_prepare >/dev/null
   local vswitchd
   # Globals: the EXIT trap runs after this function has returned.

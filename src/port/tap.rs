@@ -42,7 +42,7 @@ impl TapOpenError {
             ),
             (TunStep::SetIff, libc::EBUSY) => format!(
                 "{name} is already attached by another process (a QEMU VM? another vswitchd?); \
-                 attach to it with `--port netdev:{name}` once that port kind exists"
+                 attach to its interface instead with `--port netdev:{name}`"
             ),
             (TunStep::SetIff, libc::EINVAL) => format!(
                 "an interface named {name} exists but is not a single-queue TAP (a TUN device, a \

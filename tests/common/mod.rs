@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the lab.
 
+pub mod qemu;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
