@@ -17,6 +17,7 @@ use mio::{Interest, Registry, Token};
 use super::{Caps, Port, PortTick};
 use crate::sys::packet::{self, PacketSocket};
 use crate::sys::{IfName, netdev};
+use crate::wire::FRAME_BUF_LEN;
 
 /// How often a missing interface is looked for.
 const RETRY: Duration = Duration::from_secs(1);
@@ -37,6 +38,60 @@ pub struct NetdevPort {
     registry: Option<(Registry, Token)>,
     /// When the interface was last looked for (time since the switch started).
     last_try: Option<Duration>,
+    batch: Batch,
+}
+
+/// Frames read together with `recvmmsg`: the first straight into the reactor's buffer, the
+/// others into slots of their own, handed out by the next calls without a syscall. This is
+/// what keeps AF_PACKET from costing a syscall per small frame.
+struct Batch {
+    slots: Vec<Box<[u8]>>,
+    lens: [usize; BATCH],
+    /// Slots with frames not handed out yet, in order.
+    next: usize,
+    filled: usize,
+}
+
+/// Frames per `recvmmsg`.
+const BATCH: usize = 8;
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            slots: Vec::new(),
+            lens: [0; BATCH],
+            next: 0,
+            filled: 0,
+        }
+    }
+
+    /// The next frame left from the last batch, copied into `buf`.
+    fn take(&mut self, buf: &mut [u8]) -> Option<usize> {
+        while self.next < self.filled {
+            let i = self.next;
+            self.next += 1;
+            let len = self.lens[i];
+            if len > 0 {
+                buf[..len].copy_from_slice(&self.slots[i - 1][..len]);
+                return Some(len);
+            }
+        }
+        None
+    }
+
+    /// Reads a batch: returns the first frame (in `buf`) if it is one to forward, else `None`
+    /// (the others, if any, come from [`Batch::take`]).
+    fn fill(&mut self, sock: &PacketSocket, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if self.slots.is_empty() {
+            self.slots = (1..BATCH)
+                .map(|_| vec![0u8; FRAME_BUF_LEN].into_boxed_slice())
+                .collect();
+        }
+        let n = sock.recv_many(buf, &mut self.slots, &mut self.lens)?;
+        self.filled = n;
+        self.next = 1;
+        Ok(Some(self.lens[0]).filter(|&len| len > 0))
+    }
 }
 
 fn open_error(name: &IfName, e: &io::Error) -> NetdevOpenError {
@@ -87,6 +142,7 @@ impl NetdevPort {
             sock,
             registry: None,
             last_try: None,
+            batch: Batch::new(),
         })
     }
 
@@ -163,24 +219,26 @@ impl Port for NetdevPort {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(sock) = &self.sock else {
-            return Err(io::ErrorKind::WouldBlock.into());
-        };
         loop {
-            match sock.recv(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                    debug!("port {}: frame larger than the buffer dropped", self.name);
-                }
+            // Frames received with the last batch first.
+            if let Some(n) = self.batch.take(buf) {
+                return Ok(n);
+            }
+            let Some(sock) = &self.sock else {
+                return Err(io::ErrorKind::WouldBlock.into());
+            };
+            match self.batch.fill(sock, buf) {
+                Ok(Some(n)) => return Ok(n),
+                // The first frame was one to skip; the rest of the batch comes next.
+                Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     return match self.on_error(e) {
                         // Down or gone: nothing to read until it comes back.
-                        e if e.kind() == io::ErrorKind::NotConnected => {
-                            Err(io::ErrorKind::WouldBlock.into())
-                        }
-                        e if e.raw_os_error() == Some(libc::EIO) => {
+                        e if e.kind() == io::ErrorKind::NotConnected
+                            || e.raw_os_error() == Some(libc::EIO) =>
+                        {
                             Err(io::ErrorKind::WouldBlock.into())
                         }
                         e => Err(e),

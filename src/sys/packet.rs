@@ -122,46 +122,73 @@ impl PacketSocket {
         self.ifindex
     }
 
-    /// Receives one frame into `buf` in the switch's layout (12-byte header, then the frame);
-    /// returns the bytes used.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let (head, rest) = buf.split_at_mut(VNET_HDR_LEN);
+    /// Receives up to `1 + rest.len()` frames with one `recvmmsg` (at most 16), the first
+    /// into `first`, the others into `rest`, each in the switch's layout. `lens[i]` gets frame
+    /// i's length, or 0 for a frame to skip (one the interface sent, or one too large for its
+    /// buffer). Returns how many were received; `WouldBlock` if none were waiting.
+    pub fn recv_many(
+        &self,
+        first: &mut [u8],
+        rest: &mut [Box<[u8]>],
+        lens: &mut [usize],
+    ) -> io::Result<usize> {
+        const MAX: usize = 16;
+        let count = (1 + rest.len()).min(lens.len()).min(MAX);
+        // SAFETY: plain C structs; all-zero is a valid value for each before it is filled.
+        let mut iovs: [[libc::iovec; 2]; MAX] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut from: [libc::sockaddr_ll; MAX] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; MAX] = unsafe { zeroed() };
+        let mut sizes = [0usize; MAX];
+        for i in 0..count {
+            let buf: &mut [u8] = if i == 0 { &mut *first } else { &mut rest[i - 1] };
+            sizes[i] = buf.len() - VNET_HDR_LEN;
+            let (head, frame) = buf.split_at_mut(VNET_HDR_LEN);
             head[KERNEL_VNET_HDR_LEN..].fill(0);
-            let mut iov = [
+            iovs[i] = [
                 libc::iovec {
                     iov_base: head.as_mut_ptr().cast(),
                     iov_len: KERNEL_VNET_HDR_LEN,
                 },
                 libc::iovec {
-                    iov_base: rest.as_mut_ptr().cast(),
-                    iov_len: rest.len(),
+                    iov_base: frame.as_mut_ptr().cast(),
+                    iov_len: frame.len(),
                 },
             ];
-            // SAFETY: plain data, all-zero valid.
-            let mut from: libc::sockaddr_ll = unsafe { zeroed() };
-            // SAFETY: msghdr is plain data; all-zero is valid before the fields are set.
-            let mut msg: libc::msghdr = unsafe { zeroed() };
-            msg.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            msg.msg_iov = iov.as_mut_ptr();
-            msg.msg_iovlen = iov.len();
-            // SAFETY: every pointer in `msg` points into live buffers (the two halves of `buf`
-            // and `from`) whose lengths are given; the kernel writes only within them.
-            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let n = n as usize;
-            if self.filter_outgoing && from.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            if n < KERNEL_VNET_HDR_LEN || n - KERNEL_VNET_HDR_LEN > rest.len() {
-                // Truncated (MSG_TRUNC reports the full length): not a frame to forward.
-                return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-            }
-            return Ok(VNET_HDR_LEN + n - KERNEL_VNET_HDR_LEN);
+            let hdr = &mut msgs[i].msg_hdr;
+            hdr.msg_name = (&mut from[i] as *mut libc::sockaddr_ll).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            hdr.msg_iov = iovs[i].as_mut_ptr();
+            hdr.msg_iovlen = 2;
         }
+        // SAFETY: `msgs[..count]` point into `iovs`, `from` and the caller's buffers, all live
+        // across the call and with their lengths given; the kernel writes only within them and
+        // into `msg_len`. A null timeout waits for nothing more than MSG_DONTWAIT allows.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for i in 0..n {
+            let len = msgs[i].msg_len as usize;
+            let outgoing = self.filter_outgoing && from[i].sll_pkttype == libc::PACKET_OUTGOING;
+            let fits = len >= KERNEL_VNET_HDR_LEN && len - KERNEL_VNET_HDR_LEN <= sizes[i];
+            lens[i] = if outgoing || !fits {
+                0
+            } else {
+                VNET_HDR_LEN + len - KERNEL_VNET_HDR_LEN
+            };
+        }
+        Ok(n)
     }
 
     /// Sends one frame given in the switch's layout (12-byte header, then the frame).
