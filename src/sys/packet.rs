@@ -142,7 +142,11 @@ impl PacketSocket {
         let mut msgs: [libc::mmsghdr; MAX] = unsafe { zeroed() };
         let mut sizes = [0usize; MAX];
         for i in 0..count {
-            let buf: &mut [u8] = if i == 0 { &mut *first } else { &mut rest[i - 1] };
+            let buf: &mut [u8] = if i == 0 {
+                &mut *first
+            } else {
+                &mut rest[i - 1]
+            };
             sizes[i] = buf.len() - VNET_HDR_LEN;
             let (head, frame) = buf.split_at_mut(VNET_HDR_LEN);
             head[KERNEL_VNET_HDR_LEN..].fill(0);
