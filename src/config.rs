@@ -21,6 +21,11 @@ use crate::wire::MacAddr;
 pub const MAC_AGEING_RANGE: std::ops::RangeInclusive<u32> = 10..=1_000_000;
 /// Range of `--mac-table-size`, in entries.
 pub const MAC_TABLE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=16_777_216;
+/// Range of `--busy-poll`, in microseconds.
+pub const BUSY_POLL_RANGE: std::ops::RangeInclusive<u32> = 0..=1_000_000;
+/// `--busy-poll` when not given, in microseconds.
+pub const DEFAULT_BUSY_POLL: u32 = 50;
+
 /// The switch's name when none is given.
 pub const DEFAULT_NAME: &str = "vswitch0";
 
@@ -457,6 +462,7 @@ pub struct Overrides {
     pub ctl_socket: Option<PathBuf>,
     pub mac_ageing: Option<u32>,
     pub mac_table_size: Option<u32>,
+    pub busy_poll: Option<u32>,
     /// Ports from `--port`: added to the file's; a port named in both takes the flag's spec.
     pub ports: Vec<PortSpec>,
     pub arp_suppress: Option<bool>,
@@ -503,6 +509,8 @@ pub struct Config {
     pub ctl_socket: PathBuf,
     pub ports: Vec<PortSpec>,
     pub bridge: BridgeConfig,
+    /// Microseconds the loop keeps polling after the last frame before it sleeps.
+    pub busy_poll: u32,
     pub arp_bindings: Vec<ArpBinding>,
     /// The switch's own address, if it has one.
     pub own: Option<OwnAddress>,
@@ -583,6 +591,10 @@ impl Config {
             ctl_socket,
             ports,
             bridge,
+            busy_poll: overrides
+                .busy_poll
+                .or(from_file.busy_poll)
+                .unwrap_or(DEFAULT_BUSY_POLL),
             arp_bindings: from_file.arp_bindings,
             own,
         })
@@ -596,6 +608,7 @@ struct FileConfig {
     ctl_socket: Option<PathBuf>,
     mac_ageing: Option<u32>,
     mac_table_size: Option<u32>,
+    busy_poll: Option<u32>,
     arp_suppress: Option<bool>,
     ips: Vec<IpCidr>,
     ip_mac: Option<MacAddr>,
@@ -612,6 +625,7 @@ struct RawFile {
     ctl_socket: Option<PathBuf>,
     mac_ageing: Option<Spanned<u32>>,
     mac_table_size: Option<Spanned<u32>>,
+    busy_poll: Option<Spanned<u32>>,
     arp_suppress: Option<bool>,
     ip: Option<Spanned<OneOrMany>>,
     ip_mac: Option<Spanned<String>>,
@@ -832,6 +846,7 @@ impl FileConfig {
             ctl_socket,
             mac_ageing: ranged("mac-ageing", raw.mac_ageing, MAC_AGEING_RANGE)?,
             mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
+            busy_poll: ranged("busy-poll", raw.busy_poll, BUSY_POLL_RANGE)?,
             arp_suppress: raw.arp_suppress,
             ips,
             ip_mac,

@@ -2,6 +2,7 @@
 //! until a signal.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -44,6 +45,7 @@ fn init_logging(level: log::LevelFilter) {
 fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let mut reactor =
         Reactor::new(&config.name, config.bridge).context("cannot create the event loop")?;
+    reactor.set_busy_poll(Duration::from_micros(u64::from(config.busy_poll)));
     // Installed before any port opens, so a signal during startup still ends in a clean exit.
     reactor
         .handle_signals()

@@ -33,6 +33,11 @@ use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN, VnetHeader, offload};
 /// [`Reactor::set_read_budget`].
 pub const READ_BUDGET: usize = 64;
 
+/// How long the loop keeps polling without sleeping after the last frame, unless set otherwise
+/// with [`Reactor::set_busy_poll`]. A frame that arrives within it is read at once instead of
+/// after a wake-up; an idle switch still sleeps.
+pub const BUSY_POLL: Duration = Duration::from_micros(50);
+
 /// How often the learning table is swept for expired entries.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -91,6 +96,9 @@ pub struct Reactor {
     /// Ports found dead while sending, removed once the current frame is done.
     dead: Vec<(PortId, String)>,
     buf: FrameBuf,
+    busy_poll: Duration,
+    /// When the last frame was read.
+    last_frame: Instant,
     /// Where frames finished in software (checksums, segments) are built.
     scratch: Vec<u8>,
     read_budget: usize,
@@ -126,6 +134,8 @@ impl Reactor {
             targets: Vec::new(),
             dead: Vec::new(),
             buf: FrameBuf::new(),
+            busy_poll: BUSY_POLL,
+            last_frame: start,
             scratch: Vec::with_capacity(FRAME_BUF_LEN),
             read_budget: READ_BUDGET,
             start,
@@ -149,6 +159,12 @@ impl Reactor {
             .register(&mut signals, SIGNAL_TOKEN, mio::Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
+    }
+
+    /// Sets how long the loop keeps polling after the last frame before it sleeps (zero: never
+    /// busy-poll).
+    pub fn set_busy_poll(&mut self, busy_poll: Duration) {
+        self.busy_poll = busy_poll;
     }
 
     /// Sets how many frames one port may deliver per turn (at least 1).
@@ -362,7 +378,8 @@ impl Reactor {
             let wake = self
                 .next_port_tick
                 .map_or(self.next_tick, |t| t.min(self.next_tick));
-            let timeout = if self.ready.is_empty() && !control_pending {
+            let busy = now.saturating_duration_since(self.last_frame) < self.busy_poll;
+            let timeout = if self.ready.is_empty() && !control_pending && !busy {
                 wake.saturating_duration_since(now)
             } else {
                 Duration::ZERO
@@ -417,6 +434,7 @@ impl Reactor {
     /// ready list.
     fn tick_polled(&mut self) {
         if self.polled.is_empty() {
+            self.next_port_tick = None;
             return;
         }
         let now = self.now();
@@ -502,9 +520,13 @@ impl Reactor {
         };
         let now = self.now();
         let mut more = true;
+        let mut got_frames = false;
         for _ in 0..self.read_budget {
             match slot.port.recv(self.buf.recv_area()) {
-                Ok(n) => self.handle_frame(id, &mut slot, n, now),
+                Ok(n) => {
+                    self.handle_frame(id, &mut slot, n, now);
+                    got_frames = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     more = false;
                     break;
@@ -518,6 +540,9 @@ impl Reactor {
             }
         }
         self.slots[id.index()] = Some(slot);
+        if got_frames {
+            self.last_frame = Instant::now();
+        }
         more
     }
 

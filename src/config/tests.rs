@@ -275,6 +275,7 @@ fn command_line_alone_needs_distinct_ports() {
     );
     let c = Config::load(None, &overrides(&["tap0", "tap1"])).unwrap();
     assert_eq!(c.name, "vswitch0");
+    assert_eq!(c.busy_poll, DEFAULT_BUSY_POLL);
     assert_eq!(c.ctl_socket, PathBuf::from("/run/vswitchd/vswitch0.ctl"));
     assert_eq!(c.bridge, BridgeConfig::default());
     assert_eq!(c.ports, vec![tap("tap0"), tap("tap1")]);
@@ -331,6 +332,12 @@ fn file_errors_name_the_key_and_the_line() {
     assert_eq!(line, 1);
     assert!(
         msg.contains("mac-ageing = 5 is out of range (10 to 1000000)"),
+        "{msg}"
+    );
+
+    let (line, msg) = file_error("busy-poll = 2000000\n");
+    assert!(
+        line == 1 && msg.contains("busy-poll = 2000000 is out of range"),
         "{msg}"
     );
 

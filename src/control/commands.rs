@@ -304,6 +304,9 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
     if new.bridge != old.bridge {
         reactor.bridge_mut().set_config(new.bridge);
     }
+    if new.busy_poll != old.busy_poll {
+        reactor.set_busy_poll(std::time::Duration::from_micros(u64::from(new.busy_poll)));
+    }
     for binding in new
         .arp_bindings
         .iter()
