@@ -644,6 +644,9 @@ struct FrameBuf {
     len: usize,
     /// Priority and DEI bits of the tag the frame arrived with, kept when a tag is pushed.
     prio: u16,
+    /// The frame carries its (outer) 802.1Q tag now. Kept as state rather than read from the
+    /// bytes: a frame with two tags must lose only one on its way to an access port.
+    tagged: bool,
 }
 
 impl FrameBuf {
@@ -653,6 +656,7 @@ impl FrameBuf {
             start: VLAN_TAG_LEN,
             len: 0,
             prio: 0,
+            tagged: false,
         }
     }
 
@@ -673,7 +677,9 @@ impl FrameBuf {
     fn received(&mut self, len: usize) {
         self.start = VLAN_TAG_LEN;
         self.len = len;
-        self.prio = tag::tci(self.eth()).map_or(0, |tci| tci & 0xf000);
+        let tci = tag::tci(self.eth());
+        self.prio = tci.map_or(0, |tci| tci & 0xf000);
+        self.tagged = tci.is_some();
     }
 
     fn frame(&self) -> &[u8] {
@@ -687,20 +693,26 @@ impl FrameBuf {
 
     /// Tags or untags the frame as a port that sends `vlan` frames `egress` wants it.
     fn shape(&mut self, egress: Egress, vlan: u16) {
-        match (egress, tag::tci(self.eth())) {
-            (Egress::Untagged, Some(_)) => {
+        match (egress, self.tagged) {
+            (Egress::Untagged, true) => {
                 self.start = tag::pop(&mut self.bytes, self.start, self.len);
                 self.len -= VLAN_TAG_LEN;
+                self.tagged = false;
             }
-            (Egress::Tagged, None) => {
+            (Egress::Tagged, false) => {
                 self.start = tag::push(&mut self.bytes, self.start, self.len, self.prio | vlan);
                 self.len += VLAN_TAG_LEN;
+                self.tagged = true;
             }
             // A priority-tagged frame (VID 0) joining a VLAN keeps its priority.
-            (Egress::Tagged, Some(tci)) if tag::vid(tci) != vlan => {
-                tag::set_tci(&mut self.bytes, self.start, (tci & 0xf000) | vlan);
+            (Egress::Tagged, true) => {
+                if let Some(tci) = tag::tci(self.eth())
+                    && tag::vid(tci) != vlan
+                {
+                    tag::set_tci(&mut self.bytes, self.start, (tci & 0xf000) | vlan);
+                }
             }
-            _ => {}
+            (Egress::Untagged, false) => {}
         }
     }
 }

@@ -70,6 +70,10 @@ impl phy::Device for Queues {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        // Nothing is taken in while answers could not be queued: the queue stays bounded.
+        if self.tx.len() >= QUEUE {
+            return None;
+        }
         let frame = self.rx.pop_front()?;
         Some((RxToken(frame), TxToken(self)))
     }

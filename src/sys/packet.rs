@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::ifreq::IfName;
 use crate::wire::VNET_HDR_LEN;
+use crate::wire::vlan::{self, TPID_8021Q, VLAN_TAG_LEN};
 
 /// The kernel's `struct virtio_net_hdr` (without `num_buffers`).
 const KERNEL_VNET_HDR_LEN: usize = 10;
@@ -66,13 +67,15 @@ impl PacketSocket {
     pub fn open(name: &IfName) -> io::Result<PacketSocket> {
         let ifindex = ifindex(name)?;
         let protocol = (libc::ETH_P_ALL as u16).to_be();
+        // Protocol 0: the socket receives nothing until `bind` names the protocol and the
+        // interface, so no other interface's frames ever queue up on it.
         // SAFETY: socket() takes no pointers; on success it returns a new descriptor that
         // nothing else owns, which OwnedFd takes over at once.
         let raw = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::c_int::from(protocol),
+                0,
             )
         };
         if raw < 0 {
@@ -81,6 +84,8 @@ impl PacketSocket {
         // SAFETY: `raw` is a fresh descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_int(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
+        // The kernel takes 802.1Q tags out of received frames; it reports them here.
+        set_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
         let filter_outgoing = set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1).is_err();
 
         // SAFETY: sockaddr_ll is plain data; all-zero is valid before the fields are set.
@@ -123,9 +128,10 @@ impl PacketSocket {
     }
 
     /// Receives up to `1 + rest.len()` frames with one `recvmmsg` (at most 16), the first
-    /// into `first`, the others into `rest`, each in the switch's layout. `lens[i]` gets frame
-    /// i's length, or 0 for a frame to skip (one the interface sent, or one too large for its
-    /// buffer). Returns how many were received; `WouldBlock` if none were waiting.
+    /// into `first`, the others into `rest`, each in the switch's layout with its 802.1Q tag
+    /// put back where the kernel took it out. `lens[i]` gets frame i's length, or 0 for a
+    /// frame to skip (one the interface sent, one from another interface, one too large for
+    /// its buffer). Returns how many were received; `WouldBlock` if none were waiting.
     pub fn recv_many(
         &self,
         first: &mut [u8],
@@ -140,6 +146,8 @@ impl PacketSocket {
         let mut from: [libc::sockaddr_ll; MAX] = unsafe { zeroed() };
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; MAX] = unsafe { zeroed() };
+        // Room for one tpacket_auxdata control message per frame, 8-byte aligned.
+        let mut control = [[0u64; 8]; MAX];
         let mut sizes = [0usize; MAX];
         for i in 0..count {
             let buf: &mut [u8] = if i == 0 {
@@ -147,7 +155,8 @@ impl PacketSocket {
             } else {
                 &mut rest[i - 1]
             };
-            sizes[i] = buf.len() - VNET_HDR_LEN;
+            // Keep room for a tag to put back.
+            sizes[i] = buf.len() - VNET_HDR_LEN - VLAN_TAG_LEN;
             let (head, frame) = buf.split_at_mut(VNET_HDR_LEN);
             head[KERNEL_VNET_HDR_LEN..].fill(0);
             iovs[i] = [
@@ -157,18 +166,21 @@ impl PacketSocket {
                 },
                 libc::iovec {
                     iov_base: frame.as_mut_ptr().cast(),
-                    iov_len: frame.len(),
+                    iov_len: sizes[i],
                 },
             ];
             let hdr = &mut msgs[i].msg_hdr;
+            hdr.msg_control = control[i].as_mut_ptr().cast();
+            hdr.msg_controllen = size_of::<[u64; 8]>();
             hdr.msg_name = (&mut from[i] as *mut libc::sockaddr_ll).cast();
             hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             hdr.msg_iov = iovs[i].as_mut_ptr();
             hdr.msg_iovlen = 2;
         }
-        // SAFETY: `msgs[..count]` point into `iovs`, `from` and the caller's buffers, all live
-        // across the call and with their lengths given; the kernel writes only within them and
-        // into `msg_len`. A null timeout waits for nothing more than MSG_DONTWAIT allows.
+        // SAFETY: `msgs[..count]` point into `iovs`, `from`, `control` and the caller's
+        // buffers, all live across the call and with their lengths given; the kernel writes
+        // only within them and into `msg_len`. A null timeout waits for nothing more than
+        // MSG_DONTWAIT allows.
         let n = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -185,11 +197,21 @@ impl PacketSocket {
         for i in 0..n {
             let len = msgs[i].msg_len as usize;
             let outgoing = self.filter_outgoing && from[i].sll_pkttype == libc::PACKET_OUTGOING;
+            let ours = from[i].sll_ifindex == self.ifindex as libc::c_int;
             let fits = len >= KERNEL_VNET_HDR_LEN && len - KERNEL_VNET_HDR_LEN <= sizes[i];
-            lens[i] = if outgoing || !fits {
-                0
+            lens[i] = 0;
+            if outgoing || !ours || !fits {
+                continue;
+            }
+            let len = VNET_HDR_LEN + len - KERNEL_VNET_HDR_LEN;
+            let buf: &mut [u8] = if i == 0 {
+                &mut *first
             } else {
-                VNET_HDR_LEN + len - KERNEL_VNET_HDR_LEN
+                &mut rest[i - 1]
+            };
+            lens[i] = match stripped_tag(&msgs[i].msg_hdr) {
+                Some((tpid, tci)) => vlan::insert(buf, len, tpid, tci).unwrap_or(0),
+                None => len,
             };
         }
         Ok(n)
@@ -222,6 +244,37 @@ impl PacketSocket {
         }
         Ok(n as usize + VNET_HDR_LEN - KERNEL_VNET_HDR_LEN)
     }
+}
+
+/// The 802.1Q tag the kernel took out of a received frame, from its `PACKET_AUXDATA` control
+/// message: (TPID, TCI).
+fn stripped_tag(msg: &libc::msghdr) -> Option<(u16, u16)> {
+    // SAFETY: `msg` is the header recvmmsg filled in; its control pointer and length describe
+    // the live buffer the kernel wrote the control messages into, which CMSG_FIRSTHDR and
+    // CMSG_NXTHDR walk without leaving it.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null headers from CMSG_FIRSTHDR/NXTHDR lie within the control buffer.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_PACKET && header.cmsg_type == libc::PACKET_AUXDATA {
+            // SAFETY: a PACKET_AUXDATA message carries one tpacket_auxdata, which may not be
+            // aligned for the struct, hence the unaligned read.
+            let aux: libc::tpacket_auxdata =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            if aux.tp_status & libc::TP_STATUS_VLAN_VALID == 0 {
+                return None;
+            }
+            let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                aux.tp_vlan_tpid
+            } else {
+                TPID_8021Q
+            };
+            return Some((tpid, aux.tp_vlan_tci));
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    None
 }
 
 impl AsRawFd for PacketSocket {

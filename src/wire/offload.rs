@@ -13,6 +13,10 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 
+/// The smallest MSS accepted (Linux's TCP_MIN_MSS): a smaller one would turn one frame into
+/// thousands of segments.
+const MIN_MSS: usize = 88;
+
 /// TCP flags.
 const FIN: u8 = 0x01;
 const PSH: u8 = 0x08;
@@ -130,14 +134,14 @@ fn segment_tcp(
     if l4 + 20 > eth.len() {
         return Err(bad);
     }
-    let (ip_ok, ip_hlen) = if ipv6 {
-        (ethertype == ETHERTYPE_IPV6 && l4 >= l3 + 40, l4 - l3)
+    let Some(ip_hlen) = l4.checked_sub(l3) else {
+        return Err(bad);
+    };
+    let ip_ok = if ipv6 {
+        ethertype == ETHERTYPE_IPV6 && ip_hlen >= 40
     } else {
         let ihl = usize::from(eth[l3] & 0x0f) * 4;
-        (
-            ethertype == ETHERTYPE_IPV4 && eth[l3] >> 4 == 4 && ihl >= 20 && l3 + ihl == l4,
-            ihl,
-        )
+        ethertype == ETHERTYPE_IPV4 && eth[l3] >> 4 == 4 && ihl >= 20 && ihl == ip_hlen
     };
     if !ip_ok {
         return Err(bad);
@@ -145,7 +149,9 @@ fn segment_tcp(
     let tcp_hlen = usize::from(eth[l4 + 12] >> 4) * 4;
     let headers = l4 + tcp_hlen;
     let mss = usize::from(hdr.gso_size());
-    if tcp_hlen < 20 || headers > eth.len() || mss == 0 {
+    // Each segment's IP length must fit its 16-bit field.
+    let largest = ip_hlen + tcp_hlen + mss.min(eth.len() - headers.min(eth.len()));
+    if tcp_hlen < 20 || headers > eth.len() || mss < MIN_MSS || largest > 65535 {
         return Err(bad);
     }
     let payload = &eth[headers..];

@@ -84,6 +84,22 @@ pub fn pop(buf: &mut [u8], start: usize, len: usize) -> usize {
     new
 }
 
+/// Puts back a tag the kernel took out of a frame (AF_PACKET hands it over beside the frame):
+/// the frame `buf[..len]` (virtio-net header, then Ethernet) grows by [`VLAN_TAG_LEN`] at its
+/// end, the bytes after the MACs move up, and the header's offsets move with them. Returns the
+/// new length, or `None` if `buf` has no room or the frame has no MACs.
+pub fn insert(buf: &mut [u8], len: usize, tpid: u16, tci: u16) -> Option<usize> {
+    let tag = VNET_HDR_LEN + MACS_LEN;
+    if len < tag || len + VLAN_TAG_LEN > buf.len() {
+        return None;
+    }
+    buf.copy_within(tag..len, tag + VLAN_TAG_LEN);
+    buf[tag..tag + 2].copy_from_slice(&tpid.to_be_bytes());
+    buf[tag + 2..tag + 4].copy_from_slice(&tci.to_be_bytes());
+    shift_offsets(&mut buf[..VNET_HDR_LEN], true);
+    Some(len + VLAN_TAG_LEN)
+}
+
 /// Replaces the TCI of the tag in the frame `buf[start..]`, which carries one.
 pub fn set_tci(buf: &mut [u8], start: usize, tci: u16) {
     let at = start + VNET_HDR_LEN + MACS_LEN + 2;
@@ -161,6 +177,18 @@ mod tests {
         let start = pop(&mut b, start, len + VLAN_TAG_LEN);
         assert_eq!(start, VLAN_TAG_LEN);
         assert_eq!(&b[start..], &original[VLAN_TAG_LEN..]);
+    }
+
+    #[test]
+    fn insert_gives_the_same_bytes_as_push() {
+        let mut pushed = untagged();
+        let len = pushed.len() - VLAN_TAG_LEN;
+        let start = push(&mut pushed, VLAN_TAG_LEN, len, 0x600a);
+        let mut inserted = untagged()[VLAN_TAG_LEN..].to_vec();
+        inserted.resize(inserted.len() + 8, 0xee);
+        let n = insert(&mut inserted, len, TPID_8021Q, 0x600a).unwrap();
+        assert_eq!(&inserted[..n], &pushed[start..]);
+        assert_eq!(insert(&mut inserted, n + 6, TPID_8021Q, 1), None, "no room");
     }
 
     #[test]
