@@ -371,10 +371,11 @@ fn reload(r: &ReloadReply) -> String {
         }
     };
     let mut out = format!(
-        "added: {}\nremoved: {}\nreconfigured: {}\nunchanged: {}\n",
+        "added: {}\nremoved: {}\nreconfigured: {}\nreplaced: {}\nunchanged: {}\n",
         list(&r.added),
         list(&r.removed),
         list(&r.reconfigured),
+        list(&r.replaced),
         list(&r.unchanged)
     );
     if !r.failed.is_empty() {

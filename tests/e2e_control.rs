@@ -260,6 +260,74 @@ fn config_reload_adds_and_removes_ports_without_disturbing_the_others() {
 }
 
 #[test]
+fn reload_reopens_a_port_whose_socket_changed_and_keeps_its_static_arp() {
+    if !root_or_skip("reload_replace") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let config = lab.dir.join("vswitchd.toml");
+    let (a, b) = (lab.dir.join("a.sock"), lab.dir.join("b.sock"));
+    let tap = lab.tap(1);
+    let write = |path: &std::path::Path| {
+        let text = format!(
+            "[[port]]\nname = \"{tap}\"\n\n\
+             [[port]]\nname = \"vm\"\nkind = \"dgram\"\npath = \"{path}\"\n\n\
+             [[arp]]\nip = \"10.77.0.5\"\nmac = \"02:00:00:00:77:05\"\nport = \"vm\"\n",
+            path = path.display()
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write(&a);
+    lab.launch(vec!["--config".into(), config.display().to_string()], &[1]);
+    assert!(a.exists(), "{}", lab.log());
+    let binding = |lab: &Lab| -> Vec<Value> {
+        lab.ctl_json(&["arp", "show"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["ip"] == "10.77.0.5")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(binding(&lab).len(), 1);
+
+    // The same file again changes nothing.
+    let reply = lab.ctl_json(&["reload"]);
+    assert_eq!(reply["replaced"], serde_json::json!([]), "{reply}");
+    assert_eq!(
+        reply["unchanged"],
+        serde_json::json!(["vm", lab.tap(1)]),
+        "{reply}"
+    );
+
+    // Another socket path: the port is closed and opened on the new path, and its static
+    // binding follows it.
+    write(&b);
+    let reply = lab.ctl_json(&["reload"]);
+    assert_eq!(reply["replaced"], serde_json::json!(["vm"]), "{reply}");
+    assert_eq!(reply["failed"], serde_json::json!([]), "{reply}");
+    assert!(b.exists() && !a.exists(), "{}", lab.log());
+    let rows = binding(&lab);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["port"], "vm");
+    assert_eq!(rows[0]["static"], true);
+
+    // Frames sent to the new path arrive on the port.
+    let client = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0x77, 0x09, 0x88, 0xb5]);
+    frame.resize(60, 0);
+    client.send_to(&frame, &b).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            lab.ctl_json(&["port", "stats", "vm"])[0]["rx_frames"] == 1
+        }),
+        "{}",
+        lab.log()
+    );
+}
+
+#[test]
 fn fifty_vswitchctl_clients_at_once_while_traffic_flows() {
     if !root_or_skip("fifty_clients") {
         return;

@@ -180,6 +180,42 @@ fn a_vm_that_reconnects_gets_its_port_back() {
     assert!(stats.drops(DropReason::LinkDown) >= 1, "{stats:?}");
 }
 
+#[test]
+fn a_second_vm_is_refused_and_the_first_keeps_its_port() {
+    let dir = Dir::new();
+    let path = dir.path("vm.sock");
+    let port = StreamPort::open("vm", &path).unwrap();
+    let (sw, mut h0) = switch_with(Box::new(port));
+    let mut first = StreamVm::connect(&path);
+    let f = eth(BCAST, mac(2), 60);
+    first.send(&f);
+    h0.expect(&with_header(&f));
+
+    // The intruder is hung up on at once, even while the first VM is silent.
+    let mut second = StreamVm::connect(&path);
+    let mut b = [0u8; 1];
+    assert_eq!(
+        second.stream.read(&mut b).expect("hang-up, not a timeout"),
+        0
+    );
+    second.stream.write_all(&[0, 0, 0, 60]).ok();
+
+    let g = eth(mac(2), mac(1), 80);
+    h0.send(&with_header(&g));
+    assert_eq!(first.recv(), g);
+    let f = eth(mac(1), mac(2), 90);
+    first.send(&f);
+    h0.expect(&with_header(&f));
+
+    // A VM that breaks the framing is disconnected; the next one is served at once.
+    first.stream.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    assert_eq!(first.stream.read(&mut b).unwrap_or(0), 0);
+    let mut third = StreamVm::connect(&path);
+    third.send(&f);
+    h0.expect(&with_header(&f));
+    drop(sw);
+}
+
 /// A TCP/IPv4 super-frame (virtio-net header with TSO and a partial checksum) of `len` bytes
 /// of payload, as a TAP with offloads hands it over.
 fn tso_frame(len: usize) -> Vec<u8> {
@@ -280,6 +316,48 @@ fn a_dgram_port_with_a_peer_sends_before_hearing_from_it() {
     let n = vm.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], &g[..]);
     drop(sw);
+}
+
+#[test]
+fn a_dgram_port_with_a_peer_ignores_other_senders() {
+    let dir = Dir::new();
+    let path = dir.path("sw.sock");
+    let vm = UnixDatagram::bind(dir.path("vm.sock")).unwrap();
+    vm.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = DgramPort::open("vm", &path, Some(&dir.path("vm.sock"))).unwrap();
+    let (sw, mut h0) = switch_with(Box::new(port));
+
+    // Another local process, named or not, cannot inject frames or take the port over.
+    let intruder = UnixDatagram::bind(dir.path("intruder.sock")).unwrap();
+    let unnamed = UnixDatagram::unbound().unwrap();
+    for _ in 0..3 {
+        intruder.send_to(&eth(BCAST, mac(9), 60), &path).unwrap();
+    }
+    unnamed.send_to(&eth(BCAST, mac(8), 60), &path).unwrap();
+    let f = eth(BCAST, mac(2), 60);
+    vm.send_to(&f, &path).unwrap();
+    h0.expect(&with_header(&f));
+    let g = eth(mac(2), mac(1), 60);
+    h0.send(&with_header(&g));
+    let mut buf = vec![0u8; 2048];
+    let n = vm.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &g[..]);
+    intruder
+        .set_read_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
+    assert!(
+        intruder.recv(&mut buf).is_err(),
+        "nothing goes to the intruder"
+    );
+
+    let reactor = sw.finish();
+    let detail = reactor.port(PortId(1)).unwrap().detail();
+    assert!(
+        detail.contains("VM at") && detail.contains("vm.sock") && detail.contains("4 datagrams"),
+        "{detail}"
+    );
+    let stats = reactor.bridge().port_stats(PortId(1)).unwrap();
+    assert_eq!(stats.rx_frames, 1, "{stats:?}");
 }
 
 #[test]

@@ -224,7 +224,8 @@ fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
 
 /// Re-reads the config file and makes the ports match it: ports the file lists that are not
 /// attached start (including ones that died or were deleted since), ports it no longer lists
-/// stop, listed ports whose VLAN settings changed are re-configured in place, and the others
+/// stop, listed ports whose VLAN settings changed are re-configured in place, ports whose kind
+/// or target (interface, socket path, peer) changed are closed and reopened, and the others
 /// are not touched: their frames keep flowing. Table settings apply at once. Only ports that
 /// came from the file are ever stopped; one attached at runtime with `port-add` is left alone,
 /// or adopted if the file now lists it. A bad file, or a new port that cannot be opened,
@@ -246,7 +247,12 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
             Some(id)
                 if reactor
                     .port(id)
-                    .is_some_and(|p| p.kind() == spec.kind().name()) =>
+                    .is_some_and(|p| p.kind() == spec.kind().name())
+                    && old
+                        .ports
+                        .iter()
+                        .find(|o| o.name == spec.name)
+                        .is_none_or(|o| o.target == spec.target) =>
             {
                 retune.push((spec, id));
             }
@@ -284,7 +290,12 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         // Same name, other kind: it can only reopen once the old one is closed.
         reactor.remove_port(id);
         match port::open(spec) {
-            Ok(port) => opened.push((spec, port)),
+            Ok(port) => match reactor.add_port_with(port, spec.port_config()) {
+                Ok(_) => reply.replaced.push(spec.name.to_string()),
+                Err(e) => reply
+                    .failed
+                    .push(format!("{}: cannot watch it: {e}", spec.name)),
+            },
             Err(e) => {
                 warn!("reload: {e}");
                 reply.failed.push(format!("{}: {e}", spec.name));
@@ -307,15 +318,8 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
     if new.busy_poll != old.busy_poll {
         reactor.set_busy_poll(std::time::Duration::from_micros(u64::from(new.busy_poll)));
     }
-    for binding in new
-        .arp_bindings
-        .iter()
-        .filter(|b| !old.arp_bindings.contains(b))
-    {
-        if let Err(e) = reactor.add_arp_binding(binding) {
-            reply.failed.push(e);
-        }
-    }
+    // Bindings that left the file go first; then every listed one is (re)applied, since a
+    // replaced port took its bindings with it.
     for binding in old
         .arp_bindings
         .iter()
@@ -324,6 +328,11 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         reactor
             .bridge_mut()
             .remove_arp_static(binding.vlan, binding.ip);
+    }
+    for binding in &new.arp_bindings {
+        if let Err(e) = reactor.add_arp_binding(binding) {
+            reply.failed.push(e);
+        }
     }
     if new.own != old.own {
         reply

@@ -189,6 +189,9 @@ pub struct ReloadReply {
     /// Ports whose VLAN settings changed; they kept forwarding, their learned MACs were
     /// forgotten.
     pub reconfigured: Vec<String>,
+    /// Ports whose kind or target changed: closed and opened again.
+    #[serde(default)]
+    pub replaced: Vec<String>,
     pub unchanged: Vec<String>,
     /// Ports the file asks for that could not be opened (after their old spec was closed).
     pub failed: Vec<String>,

@@ -3,13 +3,14 @@
 //!
 //! One bare Ethernet frame per datagram. The switch binds PATH and sends to the VM's socket:
 //! `peer=` names it, or it is learned from where datagrams come from (so a restarted VM that
-//! binds a new socket is followed). While the VM's socket is gone, frames for it are dropped
-//! (`link_down`) and the port waits.
+//! binds a new socket is followed). A named peer is fixed: datagrams from any other socket are
+//! ignored and counted, so another local process cannot take the port over. While the VM's
+//! socket is gone, frames for it are dropped (`link_down`) and the port waits.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use log::info;
+use log::{info, warn};
 use mio::net::UnixDatagram;
 use mio::{Interest, Registry, Token};
 
@@ -23,6 +24,10 @@ pub struct DgramPort {
     path: PathBuf,
     socket: UnixDatagram,
     peer: Option<PathBuf>,
+    /// `peer=` was given: the peer is not learned.
+    fixed_peer: bool,
+    /// Datagrams ignored because they came from another socket than the fixed peer.
+    foreign: u64,
     /// The last send found the peer's socket gone.
     peer_gone: bool,
 }
@@ -37,6 +42,8 @@ impl DgramPort {
             path: path.to_owned(),
             socket: UnixDatagram::bind(path)?,
             peer: peer.map(Path::to_owned),
+            fixed_peer: peer.is_some(),
+            foreign: 0,
             peer_gone: false,
         })
     }
@@ -66,7 +73,7 @@ impl Port for DgramPort {
     }
 
     fn detail(&self) -> String {
-        match &self.peer {
+        let mut detail = match &self.peer {
             Some(peer) => format!(
                 "QEMU -netdev dgram on {}, VM at {}",
                 self.path.display(),
@@ -76,24 +83,47 @@ impl Port for DgramPort {
                 "QEMU -netdev dgram on {}, VM not seen yet",
                 self.path.display()
             ),
+        };
+        if self.foreign > 0 {
+            detail += &format!(", {} datagrams from other sockets ignored", self.foreign);
         }
+        detail
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let (n, from) = self.socket.recv_from(&mut buf[VNET_HDR_LEN..])?;
-            buf[..VNET_HDR_LEN].fill(0);
-            if let Some(from) = from.as_pathname()
-                && self.peer.as_deref() != Some(from)
-            {
-                info!("port {}: VM at {}", self.name, from.display());
-                self.peer = Some(from.to_owned());
+        let (n, from) = self.socket.recv_from(&mut buf[VNET_HDR_LEN..])?;
+        let from = from.as_pathname();
+        if self.fixed_peer {
+            if from != self.peer.as_deref() {
+                if self.foreign == 0 {
+                    warn!(
+                        "port {}: ignoring datagrams from {} (the port's peer is {})",
+                        self.name,
+                        from.map_or_else(
+                            || "an unnamed socket".into(),
+                            |p| p.display().to_string()
+                        ),
+                        self.peer.as_deref().unwrap_or(Path::new("")).display()
+                    );
+                }
+                self.foreign += 1;
+                // Not a frame, but it counts against the port's read budget, so a
+                // flood of them cannot hold the reactor.
+                return Err(io::ErrorKind::Interrupted.into());
             }
-            self.peer_gone = false;
-            if n > 0 {
-                return Ok(VNET_HDR_LEN + n);
-            }
+        } else if let Some(from) = from
+            && self.peer.as_deref() != Some(from)
+        {
+            info!("port {}: VM at {}", self.name, from.display());
+            self.peer = Some(from.to_owned());
         }
+        self.peer_gone = false;
+        buf[..VNET_HDR_LEN].fill(0);
+        if n == 0 {
+            // An empty datagram carries no frame.
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        Ok(VNET_HDR_LEN + n)
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {

@@ -4,13 +4,13 @@
 //! The switch listens; QEMU connects. Each frame on the stream is a 4-byte big-endian length and
 //! the Ethernet frame (no FCS, no padding). QEMU 7.2's client does not retry, so the switch must
 //! listen before the VM starts. When the VM goes, the port waits for the next connection (the
-//! VM restarted) and carries on. One VM at a time: a second connection is refused while one is
-//! up.
+//! VM restarted) and carries on. One VM at a time: a second connection is closed at once while
+//! one is up.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
-use log::{debug, info, warn};
+use log::{info, warn};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
@@ -85,16 +85,38 @@ impl StreamPort {
         })
     }
 
-    /// Accepts a waiting connection if there is none.
-    fn accept(&mut self) -> io::Result<()> {
+    /// Accepts every waiting connection: the first becomes the port's VM if it has none, the
+    /// others are closed at once, so a second VM learns it is refused instead of sitting in the
+    /// backlog thinking it is connected.
+    fn accept(&mut self) {
         loop {
-            let (mut stream, _) = self.listener.accept()?;
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ECONNABORTED and the like: that client is gone; fd exhaustion clears
+                    // when something closes. Either way the next event tries again.
+                    warn!("port {}: accept: {e}", self.name);
+                    return;
+                }
+            };
             if self.conn.is_some() {
-                debug!("port {}: a second VM tried to connect; refused", self.name);
+                warn!(
+                    "port {}: another VM connected to {} while one is attached; refused",
+                    self.name,
+                    socket_name(&self.path)
+                );
                 continue;
             }
             if let Some((registry, token)) = &self.registry {
-                registry.register(&mut stream, *token, Interest::READABLE | Interest::WRITABLE)?;
+                // Registration reports data that is already waiting, so nothing is missed.
+                if let Err(e) =
+                    registry.register(&mut stream, *token, Interest::READABLE | Interest::WRITABLE)
+                {
+                    warn!("port {}: cannot watch the new connection: {e}", self.name);
+                    continue;
+                }
             }
             info!(
                 "port {}: a VM connected to {}",
@@ -189,44 +211,35 @@ impl Port for StreamPort {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.conn.is_none() {
-            match self.accept() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => warn!("port {}: accept: {e}", self.name),
-                Ok(()) => {}
-            }
-        }
         // A writable event lands here too: send what waited.
         if let Err(e) = self.flush() {
             self.disconnect(&e.to_string());
         }
-        loop {
+        // The connection is read to its end before new ones are accepted: a VM that restarted
+        // has closed its old connection before it opens the new one, so the new one is not
+        // refused as a second VM.
+        while self.conn.is_some() {
             match self.take_frame(buf) {
                 Ok(Some(n)) => return Ok(n),
                 Ok(None) => {}
                 Err(why) => {
                     self.disconnect(&why);
-                    return Err(io::ErrorKind::WouldBlock.into());
+                    break;
                 }
             }
             let Some(conn) = self.conn.as_mut() else {
-                return Err(io::ErrorKind::WouldBlock.into());
+                break;
             };
             match conn.fill() {
-                Ok(0) => {
-                    self.disconnect("end of stream");
-                    // Another VM may already be waiting.
-                    return self.recv(buf);
-                }
+                Ok(0) => self.disconnect("end of stream"),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.disconnect(&e.to_string());
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
+                Err(e) => self.disconnect(&e.to_string()),
             }
         }
+        self.accept();
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
