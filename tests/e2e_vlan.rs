@@ -337,3 +337,61 @@ fn without_vlan_configuration_tagged_traffic_passes_unchanged() {
         "C learns per tag: {fdb}"
     );
 }
+
+#[test]
+fn a_veth_trunk_between_netdev_ports_keeps_the_tags_the_kernel_strips() {
+    if !root_or_skip("netdev_trunk") {
+        return;
+    }
+    // A veth pair joins the two switches' namespaces. The receiving kernel moves a frame's
+    // 802.1Q tag out of the packet into metadata before AF_PACKET sees it; the netdev port must
+    // put it back or every tagged frame would look untagged.
+    let mut a = Lab::new();
+    let mut b = Lab::new();
+    let (ea, eb) = (format!("{}n", a.prefix), format!("{}n", b.prefix));
+    common::sh(&[
+        "ip", "-n", &a.sw_ns, "link", "add", "name", &ea, "type", "veth", "peer", "name", &eb,
+        "netns", &b.sw_ns,
+    ]);
+    for (lab, end) in [(&mut a, &ea), (&mut b, &eb)] {
+        let mut args = Vec::new();
+        for (i, vlan) in [(1, 10), (2, 20)] {
+            args.push("--port".to_owned());
+            args.push(format!("{},vlan={vlan}", lab.tap(i)));
+        }
+        args.push("--port".to_owned());
+        args.push(format!("netdev:{end},trunk=10,20"));
+        lab.launch(args, &[1, 2]);
+    }
+    let n = a.subnet();
+    let ip = |i: usize| format!("10.{n}.0.{i}");
+    let a1 = a.add_host_at(1, 1500, Some(&ip(1)));
+    let a2 = a.add_host_at(2, 1500, Some(&ip(2)));
+    let b1 = b.add_host_at(1, 1500, Some(&ip(3)));
+    let b2 = b.add_host_at(2, 1500, Some(&ip(4)));
+    assert!(
+        a1.ping_eventually(&b1.ip),
+        "VLAN 10 across the veth trunk\nA:\n{}\nB:\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(a2.ping_eventually(&b2.ip), "VLAN 20 across the veth trunk");
+    assert!(
+        cannot_ping(&a1, &b2.ip) && cannot_ping(&b1, &a2.ip),
+        "VLANs leaked"
+    );
+    let fdb = b.ctl_json(&["fdb", "show"]);
+    assert!(
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["mac"] == a1.mac.as_str() && r["vlan"] == 10 && r["port"] == eb.as_str()),
+        "{fdb}"
+    );
+
+    // Bulk TCP: super-frames cross the trunk tagged, both ways.
+    let data = payload(8 << 20, 33);
+    let want = fnv1a(&data);
+    assert_eq!(fnv1a(&tcp_transfer(&a1, &b1, data.clone())), want);
+    assert_eq!(fnv1a(&tcp_transfer(&b2, &a2, data)), want);
+}
