@@ -53,6 +53,14 @@ fn switch_with(port: Box<dyn Port>) -> (Switch, Host) {
     (sw, h0)
 }
 
+/// A switch with a fake host port and a stream port `vm` listening at `DIR/vm.sock`.
+fn stream_switch() -> (Dir, PathBuf, Switch, Host) {
+    let dir = Dir::new();
+    let path = dir.path("vm.sock");
+    let (sw, h0) = switch_with(Box::new(StreamPort::open("vm", &path).unwrap()));
+    (dir, path, sw, h0)
+}
+
 /// The VM's side of a stream port.
 struct StreamVm {
     stream: UnixStream,
@@ -117,10 +125,7 @@ fn with_header(frame: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_stream_port_speaks_qemus_framing() {
-    let dir = Dir::new();
-    let path = dir.path("vm1.sock");
-    let port = StreamPort::open("vm1", &path).unwrap();
-    let (sw, mut h0) = switch_with(Box::new(port));
+    let (_dir, path, sw, mut h0) = stream_switch();
     let mut vm = StreamVm::connect(&path);
 
     let from_vm = eth(BCAST, mac(2), 60);
@@ -145,10 +150,7 @@ fn a_stream_port_speaks_qemus_framing() {
 
 #[test]
 fn a_vm_that_reconnects_gets_its_port_back() {
-    let dir = Dir::new();
-    let path = dir.path("vm.sock");
-    let port = StreamPort::open("vm", &path).unwrap();
-    let (sw, mut h0) = switch_with(Box::new(port));
+    let (_dir, path, sw, mut h0) = stream_switch();
     let mut vm = StreamVm::connect(&path);
     vm.send(&eth(BCAST, mac(2), 60));
     h0.recv(Duration::from_secs(5)).unwrap();
@@ -182,10 +184,7 @@ fn a_vm_that_reconnects_gets_its_port_back() {
 
 #[test]
 fn a_second_vm_is_refused_and_the_first_keeps_its_port() {
-    let dir = Dir::new();
-    let path = dir.path("vm.sock");
-    let port = StreamPort::open("vm", &path).unwrap();
-    let (sw, mut h0) = switch_with(Box::new(port));
+    let (_dir, path, sw, mut h0) = stream_switch();
     let mut first = StreamVm::connect(&path);
     let f = eth(BCAST, mac(2), 60);
     first.send(&f);
@@ -241,9 +240,7 @@ fn tso_frame(len: usize) -> Vec<u8> {
 
 #[test]
 fn super_frames_reach_a_stream_port_as_valid_segments() {
-    let dir = Dir::new();
-    let path = dir.path("vm.sock");
-    let (sw, mut h0) = switch_with(Box::new(StreamPort::open("vm", &path).unwrap()));
+    let (_dir, path, sw, mut h0) = stream_switch();
     let mut vm = StreamVm::connect(&path);
     vm.send(&eth(BCAST, mac(2), 60)); // the VM's MAC is learned on the stream port
     h0.recv(Duration::from_secs(5)).unwrap();
