@@ -271,20 +271,21 @@ pub fn fdb_table(rows: &[FdbRow]) -> String {
         "port", "VLAN", "MAC", "Age"
     );
     for r in rows {
-        let age = match r.age {
-            Some(age) => age.to_string(),
-            None => "static".to_owned(),
-        };
         let _ = writeln!(
             out,
             "{:>w$}  {:>4}  {:<17}  {:>3}",
             r.port,
             r.vlan,
             r.mac.to_string(),
-            age
+            age(r.age)
         );
     }
     out
+}
+
+/// An entry's age in seconds, or "static".
+fn age(age: Option<u32>) -> String {
+    age.map_or_else(|| "static".to_owned(), |a| a.to_string())
 }
 
 /// ARP bindings: ` VLAN  IP               MAC                port  Age`.
@@ -295,10 +296,6 @@ pub fn arp_table(rows: &[ArpRow]) -> String {
         "VLAN", "IP", "MAC", "port", "Age"
     );
     for r in rows {
-        let age = match r.age {
-            Some(age) => age.to_string(),
-            None => "static".to_owned(),
-        };
         let _ = writeln!(
             out,
             "{:>4}  {:<15}  {:<17}  {:<w$}  {:>3}",
@@ -306,7 +303,7 @@ pub fn arp_table(rows: &[ArpRow]) -> String {
             r.ip.to_string(),
             r.mac.to_string(),
             r.port,
-            age
+            age(r.age)
         );
     }
     out

@@ -188,6 +188,15 @@ fn steady_ping(from: &Host, to: &Host, secs: u32) -> std::process::Child {
         .expect("ping")
 }
 
+/// Waits for a [`steady_ping`] to end and asserts it lost nothing.
+fn assert_no_loss(mut ping: std::process::Child) {
+    let status = common::wait_exit(&mut ping, Duration::from_secs(15));
+    let out = ping.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{summary}");
+    assert!(summary.contains(" 0% packet loss"), "{summary}");
+}
+
 #[test]
 fn config_reload_adds_and_removes_ports_without_disturbing_the_others() {
     if !root_or_skip("config_reload") {
@@ -205,7 +214,7 @@ fn config_reload_adds_and_removes_ports_without_disturbing_the_others() {
     assert!(h1.ping_eventually(&h2.ip));
     assert!(h1.ping_eventually(&h3.ip));
 
-    let mut ping = steady_ping(&h1, &h2, 6);
+    let ping = steady_ping(&h1, &h2, 6);
     std::thread::sleep(Duration::from_millis(500));
 
     // Drop port 3, add port 4, through `vswitchctl reload`.
@@ -252,11 +261,7 @@ fn config_reload_adds_and_removes_ports_without_disturbing_the_others() {
     assert!(lab.switch_running());
 
     // The ping between the unchanged ports ran through all of it without losing a frame.
-    let status = common::wait_exit(&mut ping, Duration::from_secs(15));
-    let out = ping.wait_with_output().unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{summary}");
-    assert!(summary.contains(" 0% packet loss"), "{summary}");
+    assert_no_loss(ping);
 }
 
 #[test]
@@ -334,7 +339,7 @@ fn fifty_vswitchctl_clients_at_once_while_traffic_flows() {
     }
     let (lab, h) = Lab::with_hosts(2, &[]);
     assert!(h[0].ping_eventually(&h[1].ip));
-    let mut ping = steady_ping(&h[0], &h[1], 4);
+    let ping = steady_ping(&h[0], &h[1], 4);
     let socket = lab.ctl_path();
     let mut clients: Vec<_> = (0..50)
         .map(|i| {
@@ -364,11 +369,7 @@ fn fifty_vswitchctl_clients_at_once_while_traffic_flows() {
         );
         serde_json::from_slice::<Value>(&out.stdout).expect("JSON reply");
     }
-    let status = common::wait_exit(&mut ping, Duration::from_secs(15));
-    let out = ping.wait_with_output().unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{summary}");
-    assert!(summary.contains(" 0% packet loss"), "{summary}");
+    assert_no_loss(ping);
 }
 
 #[test]

@@ -19,6 +19,32 @@ fn ready() -> bool {
     root_or_skip("qemu") && qemu::guest().is_some()
 }
 
+/// QEMU's `-netdev` for a stream port listening at `sock`.
+fn stream_netdev(sock: &std::path::Path) -> String {
+    format!(
+        "stream,server=off,addr.type=unix,addr.path={}",
+        sock.display()
+    )
+}
+
+/// A lab whose switch has TAP 1 (moved into host 1) and the ports `ports(&lab)` makes; VMs
+/// launch in the switch's namespace. Returns the lab, host 1 and how to launch VMs.
+fn lab_with_host(ports: impl FnOnce(&Lab) -> Vec<String>) -> (Lab, common::Host, Launch) {
+    let mut lab = Lab::new();
+    let mut args = vec!["--port".to_owned(), lab.tap(1)];
+    for spec in ports(&lab) {
+        args.push("--port".to_owned());
+        args.push(spec);
+    }
+    lab.launch(args, &[1]);
+    let h1 = lab.add_host(1, 1500);
+    let how = Launch {
+        netns: Some(lab.sw_ns.clone()),
+        uid: None,
+    };
+    (lab, h1, how)
+}
+
 /// A VM serving, another fetching from it; asserts the ping and the checksums.
 fn serve_and_fetch(lab: &Lab, netdevs: [&str; 2], how: &Launch) {
     let ip = |i: u8| format!("10.{}.0.{}", lab.subnet(), 100 + i);
@@ -117,9 +143,7 @@ fn two_vms_on_stream_ports_without_root() {
         netns: None,
         uid: Some(65534),
     };
-    let stream =
-        |p: &std::path::Path| format!("stream,server=off,addr.type=unix,addr.path={}", p.display());
-    serve_and_fetch(&lab, [&stream(&s1), &stream(&s2)], &how);
+    serve_and_fetch(&lab, [&stream_netdev(&s1), &stream_netdev(&s2)], &how);
     let fdb = common::run(&[
         common::VSWITCHCTL,
         "-s",
@@ -142,28 +166,15 @@ fn a_vm_on_a_dgram_port_talks_to_a_namespace_host() {
         return;
     }
     let _one = qemu::exclusive();
-    let mut lab = Lab::new();
+    let (lab, h1, how) =
+        lab_with_host(|lab| vec![format!("dgram:{}", lab.dir.join("sw.sock").display())]);
     let sock = lab.dir.join("sw.sock");
-    lab.launch(
-        vec![
-            "--port".into(),
-            lab.tap(1),
-            "--port".into(),
-            format!("dgram:{}", sock.display()),
-        ],
-        &[1],
-    );
-    let h1 = lab.add_host(1, 1500);
     let vm_ip = format!("10.{}.0.101", lab.subnet());
     let dgram = format!(
         "dgram,local.type=unix,local.path={},remote.type=unix,remote.path={}",
         lab.dir.join("vm.sock").display(),
         sock.display()
     );
-    let how = Launch {
-        netns: Some(lab.sw_ns.clone()),
-        uid: None,
-    };
     let mut vm = Vm::boot(
         &lab,
         "vm1",
@@ -185,27 +196,10 @@ fn tcp_between_a_vm_on_a_stream_port_and_a_host_with_offloads_both_ways() {
         return;
     }
     let _one = qemu::exclusive();
-    let mut lab = Lab::new();
-    let sock = lab.dir.join("vm.sock");
-    lab.launch(
-        vec![
-            "--port".into(),
-            lab.tap(1),
-            "--port".into(),
-            format!("stream:{}", sock.display()),
-        ],
-        &[1],
-    );
-    let h1 = lab.add_host(1, 1500);
+    let (lab, h1, how) =
+        lab_with_host(|lab| vec![format!("stream:{}", lab.dir.join("vm.sock").display())]);
     let vm_ip = format!("10.{}.0.101", lab.subnet());
-    let stream = format!(
-        "stream,server=off,addr.type=unix,addr.path={}",
-        sock.display()
-    );
-    let how = Launch {
-        netns: Some(lab.sw_ns.clone()),
-        uid: None,
-    };
+    let stream = stream_netdev(&lab.dir.join("vm.sock"));
 
     // Host -> VM: the host's TAP hands over TSO super-frames with partial checksums; the
     // stream port cannot take them, so the switch segments and checksums them in software.
@@ -265,29 +259,14 @@ fn a_restarted_vm_regains_its_stream_and_netdev_ports() {
         return;
     }
     let _one = qemu::exclusive();
-    let mut lab = Lab::new();
-    let sock = lab.dir.join("vm.sock");
-    let tap = format!("{}q1", lab.prefix);
-    lab.launch(
+    let (mut lab, h1, how) = lab_with_host(|lab| {
         vec![
-            "--port".into(),
-            lab.tap(1),
-            "--port".into(),
-            format!("stream:{}", sock.display()),
-            "--port".into(),
-            format!("netdev:{tap}"),
-        ],
-        &[1],
-    );
-    let h1 = lab.add_host(1, 1500);
-    let how = Launch {
-        netns: Some(lab.sw_ns.clone()),
-        uid: None,
-    };
-    let stream = format!(
-        "stream,server=off,addr.type=unix,addr.path={}",
-        sock.display()
-    );
+            format!("stream:{}", lab.dir.join("vm.sock").display()),
+            format!("netdev:{}q1", lab.prefix),
+        ]
+    });
+    let tap = format!("{}q1", lab.prefix);
+    let stream = stream_netdev(&lab.dir.join("vm.sock"));
     let qtap = format!("tap,ifname={tap},script=no,downscript=no");
     let (ip_s, ip_t) = (
         format!("10.{}.0.101", lab.subnet()),

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Lab, fnv1a, payload, root_or_skip, sh, stop_child, tcp_transfer, wait_until};
+use common::{Lab, root_or_skip, sh, stop_child, transfer_intact, wait_until};
 
 #[test]
 fn hosts_ping_every_pair_and_known_unicast_is_not_flooded() {
@@ -94,16 +94,8 @@ fn tcp_with_offloads_on_delivers_every_byte() {
     // partial checksums. Capturing at the receiver shows they crossed the switch as such.
     let pcap = lab.dir.join("h2.pcap");
     let capture = h[1].capture("tcp port 7001", &pcap);
-    let data = payload(32 << 20, 7);
-    let want = fnv1a(&data);
-    let got = tcp_transfer(&h[0], &h[1], data);
+    transfer_intact(&h[0], &h[1], 32 << 20, 7, "h1 -> h2");
     let lengths = capture.finish();
-    assert_eq!(got.len(), 32 << 20);
-    assert_eq!(
-        fnv1a(&got),
-        want,
-        "h2 received different bytes than h1 sent"
-    );
     let biggest = lengths.iter().copied().max().unwrap_or(0);
     assert!(
         biggest > 1514,
@@ -111,14 +103,7 @@ fn tcp_with_offloads_on_delivers_every_byte() {
     );
 
     // And the other way round.
-    let data = payload(8 << 20, 11);
-    let want = fnv1a(&data);
-    let got = tcp_transfer(&h[1], &h[0], data);
-    assert_eq!(
-        fnv1a(&got),
-        want,
-        "h1 received different bytes than h2 sent"
-    );
+    transfer_intact(&h[1], &h[0], 8 << 20, 11, "h2 -> h1");
 }
 
 #[test]

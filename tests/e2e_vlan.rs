@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Host, Lab, fnv1a, payload, pcap_frames, root_or_skip, tcp_transfer};
+use common::{Host, Lab, pcap_frames, root_or_skip, transfer_intact};
 
 /// Starts the switch with `--port TAP_i,OPTIONS` for each `(i, options)`.
 fn start(lab: &mut Lab, ports: &[(usize, &str)]) {
@@ -247,26 +247,15 @@ fn tcp_across_access_and_trunk_ports_with_offloads_both_ways() {
     }
     let pcap = a.dir.join("pushed.pcap");
     let capture = on_wire(&wire, &ta).capture("vlan 10 and tcp port 7001", &pcap);
-    let data = payload(16 << 20, 3);
-    let want = fnv1a(&data);
-    let got = tcp_transfer(&h1, &h2, data);
+    transfer_intact(&h1, &h2, 16 << 20, 3, "access -> trunk -> access");
     let frames = capture.finish();
-    assert_eq!(got.len(), 16 << 20);
-    assert_eq!(
-        fnv1a(&got),
-        want,
-        "bytes changed on the way access -> trunk -> access"
-    );
     let biggest = frames.iter().copied().max().unwrap_or(0);
     assert!(
         biggest > 1518,
         "no tagged super-frame left switch A (largest {biggest})"
     );
 
-    let data = payload(16 << 20, 5);
-    let want = fnv1a(&data);
-    let got = tcp_transfer(&h2, &h1, data);
-    assert_eq!(fnv1a(&got), want, "bytes changed on the way back");
+    transfer_intact(&h2, &h1, 16 << 20, 5, "the way back");
     for lab in [&a, &b] {
         let stats = lab.ctl_json(&["port", "stats"]);
         for row in stats.as_array().unwrap() {
@@ -390,8 +379,6 @@ fn a_veth_trunk_between_netdev_ports_keeps_the_tags_the_kernel_strips() {
     );
 
     // Bulk TCP: super-frames cross the trunk tagged, both ways.
-    let data = payload(8 << 20, 33);
-    let want = fnv1a(&data);
-    assert_eq!(fnv1a(&tcp_transfer(&a1, &b1, data.clone())), want);
-    assert_eq!(fnv1a(&tcp_transfer(&b2, &a2, data)), want);
+    transfer_intact(&a1, &b1, 8 << 20, 33, "VLAN 10, A -> B");
+    transfer_intact(&b2, &a2, 8 << 20, 34, "VLAN 20, B -> A");
 }

@@ -631,14 +631,24 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-pub fn fnv1a(data: &[u8]) -> u64 {
+fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
+/// Sends `len` pseudo-random bytes (from `seed`) over TCP from `from` to `to` and asserts that
+/// exactly those bytes arrived; `what` names the path in the failure message.
+pub fn transfer_intact(from: &Host, to: &Host, len: usize, seed: u64, what: &str) {
+    let data = payload(len, seed);
+    let want = fnv1a(&data);
+    let got = tcp_transfer(from, to, data);
+    assert_eq!(got.len(), len, "{what}: byte count");
+    assert_eq!(fnv1a(&got), want, "{what}: the bytes changed on the way");
+}
+
 /// Sends `data` over TCP from `from` to `to` (port 7001); returns what `to` received.
-pub fn tcp_transfer(from: &Host, to: &Host, data: Vec<u8>) -> Vec<u8> {
+fn tcp_transfer(from: &Host, to: &Host, data: Vec<u8>) -> Vec<u8> {
     let addr: SocketAddr = format!("{}:7001", to.ip).parse().unwrap();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = Lab::in_netns(to, move || {
