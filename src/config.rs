@@ -445,6 +445,10 @@ pub enum ConfigError {
     DuplicatePort(String),
     #[error("cannot read config file {path}: {reason}")]
     Read { path: PathBuf, reason: String },
+    #[error(
+        "port {0} has the switch's name, which its own port (--ip) takes; rename the port or the switch (--name)"
+    )]
+    OwnPortName(String),
     #[error("static ARP binding for {ip} names port {port}, which is not configured")]
     UnknownArpPort { ip: Ipv4Addr, port: String },
     #[error("{path}: line {line}: {message}")]
@@ -577,6 +581,11 @@ impl Config {
         ports.extend(overrides.ports.iter().cloned());
         if ports.is_empty() && file.is_none() {
             return Err(ConfigError::NoPorts);
+        }
+        if own.is_some()
+            && let Some(p) = ports.iter().find(|p| p.name == name.as_str())
+        {
+            return Err(ConfigError::OwnPortName(p.name.to_string()));
         }
         for binding in &from_file.arp_bindings {
             if !ports.iter().any(|p| p.name == binding.port) {

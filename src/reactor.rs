@@ -21,7 +21,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::bridge::{
     Bridge, BridgeConfig, DropReason, Egress, GuardEvent, PortConfig, PortId, Verdict, VlanMode,
 };
-use crate::config::{ArpBinding, Config, OwnAddress, PortSpec};
+use crate::config::{ArpBinding, Config, OwnAddress, PortSpec, Target};
 use crate::control::server::{ControlServer, Incoming};
 use crate::control::{Reply, commands};
 use crate::port::internal::InternalPort;
@@ -68,6 +68,8 @@ struct Slot {
     last_guard_log: Option<Instant>,
     /// The last send found the link down (EIO); cleared by the next successful send.
     link_down: bool,
+    /// What the port was opened on, when it came from a spec (`--port`, the file, `port add`).
+    target: Option<Target>,
 }
 
 /// Re-reads the configuration for `reload` and SIGHUP.
@@ -300,6 +302,7 @@ impl Reactor {
             last_warning: None,
             last_guard_log: None,
             link_down: false,
+            target: None,
         });
         if polled {
             self.polled.push(id);
@@ -315,13 +318,38 @@ impl Reactor {
             return Err(format!("port {} is already attached", spec.name));
         }
         let port = port::open(spec).map_err(|e| e.to_string())?;
-        self.add_port_with(port, spec.port_config())
-            .map_err(|e| format!("cannot watch port {}: {e}", spec.name))
+        self.attach_opened(spec, port)
+    }
+
+    /// Attaches a port opened from `spec`, remembering its target.
+    pub fn attach_opened(
+        &mut self,
+        spec: &PortSpec,
+        port: Box<dyn Port>,
+    ) -> Result<PortId, String> {
+        let id = self
+            .add_port_with(port, spec.port_config())
+            .map_err(|e| format!("cannot watch port {}: {e}", spec.name))?;
+        if let Some(slot) = self.slots[id.index()].as_mut() {
+            slot.target = Some(spec.target.clone());
+        }
+        Ok(id)
+    }
+
+    /// What the port was opened on, if it came from a spec.
+    pub fn port_target(&self, id: PortId) -> Option<&Target> {
+        self.slot(id)?.target.as_ref()
     }
 
     /// Attaches the switch's own port (`--ip`): an internal port with the switch's name, in
     /// the VLAN `own` names.
     pub fn attach_own_address(&mut self, own: &OwnAddress) -> io::Result<PortId> {
+        if self.port_id(&self.name).is_some() {
+            return Err(io::Error::other(format!(
+                "a port is already named {}, the name of the switch's own port",
+                self.name
+            )));
+        }
         if own.ips.len() > port::internal::MAX_ADDRS {
             return Err(io::Error::other(format!(
                 "at most {} addresses for the switch's own port",

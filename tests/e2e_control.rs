@@ -330,6 +330,59 @@ fn reload_reopens_a_port_whose_socket_changed_and_keeps_its_static_arp() {
         "{}",
         lab.log()
     );
+
+    // A port added at runtime on another socket and then listed by the file is moved to the
+    // file's socket at the next reload, not adopted as it is.
+    let c = lab.dir.join("c.sock");
+    lab.ctl_ok(&["port", "del", "vm"]);
+    lab.ctl_ok(&["port", "add", &format!("dgram:{},name=vm", c.display())]);
+    assert!(c.exists() && !b.exists());
+    let reply = lab.ctl_json(&["reload"]);
+    assert_eq!(reply["replaced"], serde_json::json!(["vm"]), "{reply}");
+    assert!(b.exists() && !c.exists(), "{}", lab.log());
+}
+
+#[test]
+fn reload_never_replaces_the_switchs_own_port() {
+    if !root_or_skip("reload_own_port") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let config = lab.dir.join("vswitchd.toml");
+    let port = format!("[[port]]\nname = \"{}\"\n", lab.tap(1));
+    std::fs::write(&config, format!("ip = \"10.77.0.254/24\"\n{port}")).unwrap();
+    lab.launch(vec!["--config".into(), config.display().to_string()], &[1]);
+    // The file drops its address and lists a port with the switch's name instead.
+    let sock = lab.dir.join("own.sock");
+    std::fs::write(
+        &config,
+        format!(
+            "{port}\n[[port]]\nname = \"vswitch0\"\nkind = \"dgram\"\npath = \"{}\"\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let out = lab.ctl(&["--json", "reload"]);
+    assert_eq!(out.status.code(), Some(1), "a partial failure exits 1");
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = reply["failed"].to_string();
+    assert!(
+        failed.contains("vswitch0") && failed.contains("own port"),
+        "{reply}"
+    );
+    assert!(
+        !reply["needs_restart"].as_array().unwrap().is_empty(),
+        "{reply}"
+    );
+    let list = lab.ctl_json(&["port", "list"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "vswitch0" && p["kind"] == "internal"),
+        "{list}"
+    );
+    assert!(!sock.exists());
 }
 
 #[test]

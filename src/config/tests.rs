@@ -281,6 +281,19 @@ fn command_line_alone_needs_distinct_ports() {
     assert_eq!(c.ports, vec![tap("tap0"), tap("tap1")]);
 }
 
+#[test]
+fn a_port_cannot_take_the_name_of_the_switchs_own_port() {
+    let mut o = overrides(&["tap0", "vswitch0"]);
+    // Without --ip there is no own port, so the name is free.
+    assert!(Config::load(None, &o).is_ok());
+    o.ips = vec!["10.0.0.254/24".parse().unwrap()];
+    let e = Config::load(None, &o).unwrap_err();
+    assert_eq!(e, ConfigError::OwnPortName("vswitch0".into()));
+    assert!(e.to_string().contains("--name"), "{e}");
+    o.name = Some("lab".into());
+    assert!(Config::load(None, &o).is_ok());
+}
+
 const FULL: &str = r#"
 # A lab switch.
 name = "lab"

@@ -64,7 +64,7 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
         }
         Request::PortDel { name } => {
             let id = port_id(reactor, &name)?;
-            if reactor.port(id).is_some_and(|p| p.kind() == "internal") {
+            if is_own_port(reactor, id) {
                 return Err(format!(
                     "{name} is the switch's own port (--ip); it goes when the switch does"
                 ));
@@ -119,6 +119,11 @@ fn check_vlan(vlan: u16) -> Result<(), String> {
         return Err(format!("VLAN {vlan} is out of range (0 to 4094)"));
     }
     Ok(())
+}
+
+/// The switch's own port (`--ip`), which only goes with the switch.
+fn is_own_port(reactor: &Reactor, id: PortId) -> bool {
+    reactor.port(id).is_some_and(|p| p.kind() == "internal")
 }
 
 fn port_id(reactor: &Reactor, name: &str) -> Result<PortId, String> {
@@ -244,18 +249,11 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
     let mut opened = Vec::new();
     for spec in &new.ports {
         match reactor.port_id(spec.name.as_str()) {
-            Some(id)
-                if reactor
-                    .port(id)
-                    .is_some_and(|p| p.kind() == spec.kind().name())
-                    && old
-                        .ports
-                        .iter()
-                        .find(|o| o.name == spec.name)
-                        .is_none_or(|o| o.target == spec.target) =>
-            {
-                retune.push((spec, id));
-            }
+            Some(id) if is_own_port(reactor, id) => reply.failed.push(format!(
+                "{}: that is the switch's own port (--ip); rename one of them",
+                spec.name
+            )),
+            Some(id) if reactor.port_target(id) == Some(&spec.target) => retune.push((spec, id)),
             Some(id) => replace.push((spec, id)),
             None => {
                 let port = port::open(spec)
@@ -290,11 +288,9 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         // Same name, other kind: it can only reopen once the old one is closed.
         reactor.remove_port(id);
         match port::open(spec) {
-            Ok(port) => match reactor.add_port_with(port, spec.port_config()) {
+            Ok(port) => match reactor.attach_opened(spec, port) {
                 Ok(_) => reply.replaced.push(spec.name.to_string()),
-                Err(e) => reply
-                    .failed
-                    .push(format!("{}: cannot watch it: {e}", spec.name)),
+                Err(e) => reply.failed.push(e),
             },
             Err(e) => {
                 warn!("reload: {e}");
@@ -303,11 +299,9 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         }
     }
     for (spec, port) in opened {
-        match reactor.add_port_with(port, spec.port_config()) {
+        match reactor.attach_opened(spec, port) {
             Ok(_) => reply.added.push(spec.name.to_string()),
-            Err(e) => reply
-                .failed
-                .push(format!("{}: cannot watch it: {e}", spec.name)),
+            Err(e) => reply.failed.push(e),
         }
     }
     reply.unchanged.sort();
