@@ -170,5 +170,5 @@ case "${1:-}" in
   ping) cmd_ping ;;
   status) cmd_status ;;
   demo) cmd_demo ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -201,5 +201,5 @@ case "${1:-}" in
   prepare) cmd_prepare ;;
   demo) cmd_demo ;;
   vm) shift; cmd_vm "$@" ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

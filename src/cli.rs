@@ -18,9 +18,10 @@ const ABOUT: &str = "A virtual Ethernet switch that runs entirely in userspace";
 const LONG_ABOUT: &str = "\
 A virtual Ethernet switch that runs entirely in userspace.
 
-vswitchd opens a TAP device for each --port, learns which MAC address lives behind which port,
-forwards known unicast to one port and floods broadcast, multicast and unknown unicast to the
-others, like the kernel's bridge but in one process you can run, inspect and stop.
+vswitchd attaches each --port (a TAP it creates or opens, an existing interface through
+AF_PACKET, or a QEMU stream or datagram socket), learns which MAC address lives behind which
+port, forwards known unicast to one port and floods broadcast, multicast and unknown unicast to
+the others, like the kernel's bridge but in one process you can run, inspect and stop.
 
 It serves a control socket (/run/vswitchd/NAME.ctl) for vswitchctl: the MAC table, ports and
 their counters, ports added and removed at runtime. With --config, SIGHUP (or `vswitchctl

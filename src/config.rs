@@ -323,11 +323,6 @@ impl PortSpec {
             arp_guard: self.arp_guard,
         }
     }
-
-    /// Whether `other` is the same port (kind and name), whatever its options.
-    pub fn same_port(&self, other: &PortSpec) -> bool {
-        self.kind() == other.kind() && self.name == other.name
-    }
 }
 
 impl FromStr for PortSpec {

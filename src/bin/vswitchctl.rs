@@ -10,7 +10,7 @@ use vswitch::ctl::{Command, CtlArgs};
 
 /// The daemon refused the command.
 const REFUSED: u8 = 1;
-/// The daemon could not be reached.
+/// The daemon could not be reached, or its reply made no sense.
 const UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
@@ -33,27 +33,23 @@ fn main() -> ExitCode {
             return ExitCode::from(UNREACHABLE);
         }
     };
+    let partial = args.command.partly_failed(&value);
     if args.json {
         println!("{value}");
-        return if args.command.partly_failed(&value) {
-            ExitCode::from(REFUSED)
-        } else {
-            ExitCode::SUCCESS
-        };
-    }
-    let partial = args.command.partly_failed(&value);
-    match args.command.render(value) {
-        Ok(text) => {
-            print!("{text}");
-            if partial {
-                ExitCode::from(REFUSED)
-            } else {
-                ExitCode::SUCCESS
+    } else {
+        match args.command.render(value) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                // The daemon answered, but not in a shape this vswitchctl knows (another
+                // version): like a reply that made no sense.
+                eprintln!("vswitchctl: {e}");
+                return ExitCode::from(UNREACHABLE);
             }
         }
-        Err(e) => {
-            eprintln!("vswitchctl: {e}");
-            ExitCode::from(REFUSED)
-        }
+    }
+    if partial {
+        ExitCode::from(REFUSED)
+    } else {
+        ExitCode::SUCCESS
     }
 }

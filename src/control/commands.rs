@@ -292,10 +292,7 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
                 Ok(_) => reply.replaced.push(spec.name.to_string()),
                 Err(e) => reply.failed.push(e),
             },
-            Err(e) => {
-                warn!("reload: {e}");
-                reply.failed.push(format!("{}: {e}", spec.name));
-            }
+            Err(e) => reply.failed.push(format!("{}: {e}", spec.name)),
         }
     }
     for (spec, port) in opened {
@@ -346,13 +343,18 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
         ));
     }
     info!(
-        "config reloaded: {} added, {} removed, {} reconfigured, {} unchanged, {} failed",
+        "config reloaded: {} added, {} removed, {} reconfigured, {} replaced, {} unchanged, {} failed",
         reply.added.len(),
         reply.removed.len(),
         reply.reconfigured.len(),
+        reply.replaced.len(),
         reply.unchanged.len(),
         reply.failed.len()
     );
+    // On SIGHUP nobody reads the reply: failures must reach the log.
+    for failure in &reply.failed {
+        warn!("reload: {failure}");
+    }
     // From now on the file manages the ports it lists that are attached; a failed one is
     // tried again at the next reload.
     let attached: Vec<PortSpec> = new

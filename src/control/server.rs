@@ -32,7 +32,8 @@ pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a connection may stay open without a request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// How long a request line may take to arrive once it has started.
+/// How long a request line may take to arrive once its first byte has (a client trickling a
+/// byte at a time cannot hold its slot longer).
 const LINE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How long a client being disconnected may take to close its side.
@@ -106,7 +107,21 @@ struct Client {
     write_deadline: Option<Instant>,
     /// When the client last sent something (or the connection opened).
     last_input: Instant,
+    /// When the unfinished line at the end of `inbuf` started (None when there is none).
+    line_started: Option<Instant>,
     writable_interest: bool,
+}
+
+impl Client {
+    /// Starts the line deadline when `inbuf` ends in an unfinished line, and stops it when it
+    /// does not: complete requests waiting their turn are not half requests.
+    fn note_partial_line(&mut self) {
+        if self.inbuf.is_empty() || self.inbuf.contains(&b'\n') {
+            self.line_started = None;
+        } else if self.line_started.is_none() {
+            self.line_started = Some(Instant::now());
+        }
+    }
 }
 
 /// The listening socket and its clients.
@@ -174,10 +189,6 @@ impl ControlServer {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
         registry.register(&mut self.listener, LISTENER, Interest::READABLE)
     }
@@ -227,12 +238,19 @@ impl ControlServer {
         let before = client.outbuf.len();
         // Serialising a Reply (strings, numbers, maps with string keys) cannot fail.
         let _ = serde_json::to_writer(&mut client.outbuf, reply);
-        if queued + (client.outbuf.len() - before) > MAX_QUEUED_REPLIES {
+        let len = client.outbuf.len() - before;
+        if queued + len > MAX_QUEUED_REPLIES {
             client.outbuf.truncate(before);
-            let busy = Reply::Error(
-                "the switch is busy sending large replies to other clients; try again".into(),
-            );
-            let _ = serde_json::to_writer(&mut client.outbuf, &busy);
+            let error = if len > MAX_QUEUED_REPLIES {
+                format!(
+                    "the reply would be {} MiB, more than the control socket sends ({} MiB)",
+                    len >> 20,
+                    MAX_QUEUED_REPLIES >> 20
+                )
+            } else {
+                "the switch is busy sending large replies to other clients; try again".into()
+            };
+            let _ = serde_json::to_writer(&mut client.outbuf, &Reply::Error(error));
         }
         client.outbuf.push(b'\n');
         client.in_flight = false;
@@ -254,7 +272,7 @@ impl ControlServer {
                 Some("did not read its reply in time")
             } else if matches!(c.phase, Phase::Draining { until, .. } if now >= until) {
                 Some("did not hang up after its last reply")
-            } else if !c.inbuf.is_empty() && now >= c.last_input + LINE_DEADLINE {
+            } else if c.line_started.is_some_and(|t| now >= t + LINE_DEADLINE) {
                 Some("sent half a request and stopped")
             } else if !c.in_flight && c.outbuf.is_empty() && now >= c.last_input + IDLE_TIMEOUT {
                 Some("was idle too long")
@@ -269,11 +287,6 @@ impl ControlServer {
         if self.accept_stalled {
             self.accept(registry);
         }
-    }
-
-    /// Clients connected now.
-    pub fn client_count(&self) -> usize {
-        self.clients.iter().filter(|c| c.is_some()).count()
     }
 
     fn queued_bytes(&self) -> usize {
@@ -323,6 +336,7 @@ impl ControlServer {
                 in_flight: false,
                 write_deadline: None,
                 last_input: Instant::now(),
+                line_started: None,
                 writable_interest: false,
             });
         }
@@ -369,13 +383,16 @@ impl ControlServer {
         }
         let mut chunk = [0u8; 4096];
         loop {
-            if let Some(line) = take_line(&mut client.inbuf, client.eof) {
+            let line = take_line(&mut client.inbuf, client.eof);
+            client.note_partial_line();
+            if let Some(line) = line.as_ref().filter(|l| l.len() <= MAX_REQUEST_LEN) {
                 client.in_flight = true;
-                incoming.push((id, parse(&line)));
+                incoming.push((id, parse(line)));
                 return;
             }
-            if client.inbuf.len() > MAX_REQUEST_LEN {
+            if line.is_some() || client.inbuf.len() > MAX_REQUEST_LEN {
                 client.inbuf.clear();
+                client.line_started = None;
                 client.in_flight = true;
                 incoming.push((
                     id,
@@ -394,6 +411,7 @@ impl ControlServer {
                 Ok(n) => {
                     client.inbuf.extend_from_slice(&chunk[..n]);
                     client.last_input = Instant::now();
+                    client.note_partial_line();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -577,6 +595,72 @@ fn parse(line: &[u8]) -> Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    /// A server on a fresh socket with one connected client (client id 0).
+    fn server_with_client(
+        dir: &Path,
+    ) -> (ControlServer, mio::Poll, std::os::unix::net::UnixStream) {
+        let mut server = ControlServer::bind(&dir.join("ctl.sock")).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        server.register(poll.registry()).unwrap();
+        let client = std::os::unix::net::UnixStream::connect(dir.join("ctl.sock")).unwrap();
+        server.ready(poll.registry(), LISTENER, &mut Vec::new());
+        assert!(server.clients[0].is_some());
+        (server, poll, client)
+    }
+
+    #[test]
+    fn the_line_deadline_counts_from_the_first_byte_of_an_unfinished_line() {
+        let dir = std::env::temp_dir().join(format!("vswitch-srv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut server, poll, mut client) = server_with_client(&dir);
+        let token = Token(TOKEN_BASE + 1);
+        let mut incoming = Vec::new();
+
+        // Two whole requests in one write: the second waits its turn while the first is in
+        // flight, and it is not a half request however long that takes.
+        client
+            .write_all(b"{\"cmd\":\"show\"}\n{\"cmd\":\"show\"}\n")
+            .unwrap();
+        server.ready(poll.registry(), token, &mut incoming);
+        assert_eq!(incoming.len(), 1);
+        let later = Instant::now() + LINE_DEADLINE + Duration::from_secs(1);
+        server.tick(poll.registry(), later);
+        assert!(
+            server.clients[0].is_some(),
+            "a waiting request is not a half one"
+        );
+        server.reply(
+            poll.registry(),
+            0,
+            &Reply::Ok(serde_json::Value::Null),
+            false,
+        );
+        server.resume(poll.registry(), &mut incoming);
+        assert_eq!(incoming.len(), 2);
+        server.reply(
+            poll.registry(),
+            0,
+            &Reply::Ok(serde_json::Value::Null),
+            false,
+        );
+
+        // A line trickled in: more bytes do not restart its deadline.
+        client.write_all(b"{\"cmd\"").unwrap();
+        server.ready(poll.registry(), token, &mut incoming);
+        let started = server.clients[0].as_ref().unwrap().line_started.unwrap();
+        client.write_all(b":").unwrap();
+        server.ready(poll.registry(), token, &mut incoming);
+        assert_eq!(
+            server.clients[0].as_ref().unwrap().line_started,
+            Some(started)
+        );
+        server.tick(poll.registry(), started + LINE_DEADLINE);
+        assert!(server.clients[0].is_none(), "dropped at the line deadline");
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn lines_are_split_at_newlines_and_at_end_of_stream() {
