@@ -336,6 +336,12 @@ impl Reactor {
         Ok(id)
     }
 
+    /// The port's name, or its number if it is gone.
+    pub fn port_name(&self, id: PortId) -> String {
+        self.port(id)
+            .map_or_else(|| id.to_string(), |p| p.name().to_owned())
+    }
+
     /// What the port was opened on, if it came from a spec.
     pub fn port_target(&self, id: PortId) -> Option<&Target> {
         self.slot(id)?.target.as_ref()
@@ -621,11 +627,7 @@ impl Reactor {
         }
         slot.last_guard_log = Some(now);
         let holder = match event.holder {
-            Some((mac, port)) => format!(
-                "{mac} on {}",
-                self.port(port)
-                    .map_or_else(|| port.to_string(), |p| p.name().to_owned())
-            ),
+            Some((mac, port)) => format!("{mac} on {}", self.port_name(port)),
             None => "a static binding".to_owned(),
         };
         warn!(

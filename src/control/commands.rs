@@ -180,9 +180,7 @@ fn fdb_show(reactor: &Reactor) -> Vec<FdbRow> {
         .fdb()
         .entries(reactor.now())
         .map(|e| FdbRow {
-            port: reactor
-                .port(e.port)
-                .map_or_else(|| e.port.to_string(), |p| p.name().to_owned()),
+            port: reactor.port_name(e.port),
             vlan: e.vlan,
             mac: e.mac,
             age: e.age,
@@ -202,9 +200,7 @@ fn arp_show(reactor: &Reactor) -> Vec<ArpRow> {
             vlan: e.vlan,
             ip: e.ip,
             mac: e.mac,
-            port: reactor
-                .port(e.port)
-                .map_or_else(|| e.port.to_string(), |p| p.name().to_owned()),
+            port: reactor.port_name(e.port),
             age: e.age,
             is_static: e.age.is_none(),
         })
