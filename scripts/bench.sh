@@ -377,7 +377,8 @@ up_vswitchd() {
   local ports=() i
   for i in $(seq "$HOSTS"); do ports+=(--port "vb-t$i"); done
   : >"$WORK/vswitchd.log"
-  ip netns exec "$SW_NS" "$VSWITCHD_BIN" --name vb-bench --ctl-socket "$WORK/vswitchd.ctl" \
+  # RUST_LOG unset: the default level logs the "switching between" line waited for below.
+  ip netns exec "$SW_NS" env -u RUST_LOG "$VSWITCHD_BIN" --name vb-bench --ctl-socket "$WORK/vswitchd.ctl" \
     "${ports[@]}" </dev/null >/dev/null 2>>"$WORK/vswitchd.log" &
   SWITCH_PID=$!
   track "$SWITCH_PID"

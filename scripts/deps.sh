@@ -4,7 +4,9 @@
 #   scripts/deps.sh check     list what is missing (exit 1 if anything is)
 #   scripts/deps.sh install   install what is missing with apt-get (root)
 #
-# One list for everything: .ci/run, scripts/test.sh and scripts/lab.sh all come through here.
+# One list for the tests and labs: .ci/run, scripts/test.sh and the lab scripts all come through
+# here. The benchmark's other switches (OVS, vde2, trafgen) are installed by
+# `scripts/bench.sh --install`, which keeps their system services from starting.
 set -euo pipefail
 
 # command  Debian package

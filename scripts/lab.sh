@@ -13,7 +13,7 @@
 # is touched. Running `up` on a lab that is up rebuilds it; `down` is safe to run any time.
 #
 # Environment: VS_LAB_PREFIX (default "vs", 1-6 of a-z0-9) names the lab, so two labs can coexist;
-# VSWITCHD is the binary to run (default: target/release/vswitchd, built if missing).
+# VSWITCHD is the binary to run (default: target/release/vswitchd, built with cargo).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,19 +44,8 @@ switch_pid() { # the pid of the lab's vswitchd, if it runs
   echo "$pid"
 }
 
-binary() {
-  if [ -n "${VSWITCHD:-}" ]; then
-    [ -x "$VSWITCHD" ] || die "VSWITCHD=$VSWITCHD is not an executable"
-    echo "$VSWITCHD"
-    return
-  fi
-  local bin="$ROOT/target/release/vswitchd"
-  if [ ! -x "$bin" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" -newer "$bin" 2>/dev/null | head -1)" ]; then
-    say "building vswitchd (cargo build --release)" >&2
-    (cd "$ROOT" && cargo build --release --quiet --bins) >&2 || die "build failed"
-  fi
-  echo "$bin"
-}
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 cmd_down() {
   need_root down
@@ -80,7 +69,7 @@ cmd_up() {
   local n=${1:-3} i bin pid ns
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 2 ] && [ "$n" -le 50 ] || die "up N: N must be 2 to 50, not '$n'"
   "$ROOT/scripts/deps.sh" install >&2 || die "missing tools (see above)"
-  bin=$(binary)
+  bin=$(vswitchd_binary)
   if switch_pid >/dev/null || ip netns list | grep -q "^$SW_NS\b" || [ -n "$(hosts)" ]; then
     say "a lab named $PREFIX exists; rebuilding it"
     cmd_down >/dev/null
@@ -93,7 +82,8 @@ cmd_up() {
   ip -n "$SW_NS" link set lo up
   local ports=()
   for i in $(seq "$n"); do ports+=(--port "$(tap "$i")"); done
-  ip netns exec "$SW_NS" "$bin" --name "$PREFIX-lab" "${ports[@]}" \
+  # RUST_LOG unset: the default level logs the "switching between" line waited for below.
+  ip netns exec "$SW_NS" env -u RUST_LOG "$bin" --name "$PREFIX-lab" "${ports[@]}" \
     </dev/null >/dev/null 2>"$STATE/vswitchd.log" &
   pid=$!
   echo "$pid" >"$STATE/pid"
@@ -156,7 +146,7 @@ cmd_demo() {
   trap 'cmd_down >/dev/null 2>&1 || true' EXIT
   cmd_ping
   local ctl
-  ctl="$(dirname "$(binary)")/vswitchctl"
+  ctl="$(dirname "$(vswitchd_binary)")/vswitchctl"
   say "what the switch learned (vswitchctl -n $PREFIX-lab show; fdb show):"
   "$ctl" -n "$PREFIX-lab" show | sed 's/^/    /'
   "$ctl" -n "$PREFIX-lab" fdb show | sed 's/^/    /'

@@ -35,6 +35,8 @@ MODULES="virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio virtio_p
 
 die() { echo "qemu-lab: $*" >&2; exit 1; }
 say() { echo "qemu-lab: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # The guest's /init, run by the kernel as PID 1.
 guest_init() {
@@ -165,11 +167,7 @@ cmd_demo() {
   dir=$(mktemp -d "${TMPDIR:-/tmp}/vswitch-qemu-demo.XXXXXX")
   pids=()
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
-  vswitchd="$ROOT/target/release/vswitchd"
-  if [ ! -x "$vswitchd" ] || [ -n "$(find "$ROOT/src" "$ROOT/Cargo.toml" -newer "$vswitchd" 2>/dev/null | head -1)" ]; then
-    say "building vswitchd (cargo build --release)"
-    (cd "$ROOT" && cargo build --release --quiet --bins) || die "build failed"
-  fi
+  vswitchd=$(vswitchd_binary)
   # Stream ports only: no root, no TAP, nothing on the host's network.
   "$vswitchd" --ctl-socket "$dir/ctl" --port "stream:$dir/vm1.sock" --port "stream:$dir/vm2.sock" \
     2>"$dir/vswitchd.log" &
