@@ -454,7 +454,8 @@ pub enum ConfigError {
     },
 }
 
-/// Settings given on the command line; each one given overrides the file.
+/// Settings given on the command line; each one given overrides the file (`--arp-suppress` is a
+/// switch: given, it turns suppression on whatever the file says; not given, the file decides).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub name: Option<String>,
@@ -728,6 +729,13 @@ impl FileConfig {
     }
 
     fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        /// A relative socket path in the file is relative to the file, not to wherever
+        /// vswitchd started.
+        fn from_file_dir(file: &Path, p: &mut PathBuf) {
+            if let Some(dir) = file.parent().filter(|_| p.is_relative()) {
+                *p = dir.join(&*p);
+            }
+        }
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let fail = |offset: usize, message: String| ConfigError::File {
             path: path.to_owned(),
@@ -772,8 +780,18 @@ impl FileConfig {
                 (None, Some(name)) => (name.as_str(), name.as_str()),
                 (None, None) => return Err(fail(at, "port: needs name (or path)".to_owned())),
             };
-            let spec = PortSpec::new(raw.kind.as_deref(), head, &options)
+            let mut spec = PortSpec::new(raw.kind.as_deref(), head, &options)
                 .map_err(|e| fail(at, format!("port {label:?}: {e}")))?;
+            match &mut spec.target {
+                Target::Stream(p) => from_file_dir(path, p),
+                Target::Dgram { path: p, peer } => {
+                    from_file_dir(path, p);
+                    if let Some(peer) = peer {
+                        from_file_dir(path, peer);
+                    }
+                }
+                Target::Tap(_) | Target::Netdev(_) => {}
+            }
             if raw.path.is_some() && !matches!(spec.kind(), PortKind::Stream | PortKind::Dgram) {
                 return Err(fail(
                     at,
@@ -840,10 +858,9 @@ impl FileConfig {
                 vlan: a.vlan,
             });
         }
-        // A relative socket path is relative to the file, not to wherever vswitchd started.
-        let ctl_socket = raw.ctl_socket.map(|p| match path.parent() {
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p,
+        let ctl_socket = raw.ctl_socket.map(|mut p| {
+            from_file_dir(path, &mut p);
+            p
         });
         Ok(FileConfig {
             name,

@@ -439,13 +439,31 @@ fn vlan_keys_in_the_file() {
 }
 
 #[test]
-fn a_relative_ctl_socket_is_relative_to_the_file() {
+fn relative_socket_paths_are_relative_to_the_file() {
     let f = FileConfig::parse(
         Path::new("/etc/vswitchd/lab.toml"),
-        "ctl-socket = \"lab.ctl\"\n",
+        "ctl-socket = \"lab.ctl\"\n\
+         [[port]]\nkind = \"stream\"\npath = \"vm/1.sock\"\n\
+         [[port]]\nkind = \"dgram\"\npath = \"sw.sock\"\npeer = \"vm2.sock\"\n\
+         [[port]]\nkind = \"dgram\"\npath = \"/run/abs.sock\"\n",
     )
     .unwrap();
     assert_eq!(f.ctl_socket, Some(PathBuf::from("/etc/vswitchd/lab.ctl")));
+    let targets: Vec<&Target> = f.ports.iter().map(|p| &p.target).collect();
+    assert_eq!(
+        targets,
+        [
+            &Target::Stream("/etc/vswitchd/vm/1.sock".into()),
+            &Target::Dgram {
+                path: "/etc/vswitchd/sw.sock".into(),
+                peer: Some("/etc/vswitchd/vm2.sock".into())
+            },
+            &Target::Dgram {
+                path: "/run/abs.sock".into(),
+                peer: None
+            },
+        ]
+    );
 }
 
 #[test]
