@@ -200,39 +200,19 @@ impl PortSpec {
         let (mut arp_suppress, mut arp_guard) = (None, None);
         let (mut port_name, mut peer) = (None, None);
         for &(key, value) in options {
-            if key == "name" || key == "peer" {
-                let (slot, only) = if key == "name" {
-                    (&mut port_name, "stream and dgram")
+            let only = |allowed: bool, key: &'static str, only: &'static str| {
+                if allowed {
+                    Ok(())
                 } else {
-                    (&mut peer, "dgram")
-                };
-                let allowed = match key {
-                    "name" => matches!(kind, PortKind::Stream | PortKind::Dgram),
-                    _ => kind == PortKind::Dgram,
-                };
-                if !allowed {
-                    let key = if key == "name" { "name" } else { "peer" };
-                    return Err(SpecError::WrongKind { key, only });
+                    Err(SpecError::WrongKind { key, only })
                 }
-                if slot.replace(value.to_owned()).is_some() {
-                    return Err(SpecError::Duplicate(key.to_owned()));
-                }
-                continue;
-            }
-            if let Some((key, slot)) = match key {
-                "arp-suppress" => Some(("arp-suppress", &mut arp_suppress)),
-                "arp-guard" => Some(("arp-guard", &mut arp_guard)),
-                _ => None,
-            } {
-                let on = parse_switch(value).ok_or_else(|| SpecError::NotOnOff {
+            };
+            let on_off = |key: &'static str| {
+                parse_switch(value).ok_or_else(|| SpecError::NotOnOff {
                     key,
                     value: value.to_owned(),
-                })?;
-                if slot.replace(on).is_some() {
-                    return Err(SpecError::Duplicate(key.to_owned()));
-                }
-                continue;
-            }
+                })
+            };
             let bad = |key: &'static str| {
                 move |source| SpecError::BadValue {
                     key,
@@ -240,19 +220,31 @@ impl PortSpec {
                     source,
                 }
             };
-            let (slot, parsed) = match key {
-                "vlan" => (&mut access, parse_vid(value).map_err(bad("vlan"))?),
-                "native" => (&mut native, parse_vid(value).map_err(bad("native"))?),
+            let first = match key {
+                "name" => {
+                    let socket = matches!(kind, PortKind::Stream | PortKind::Dgram);
+                    only(socket, "name", "stream and dgram")?;
+                    port_name.replace(value.to_owned()).is_none()
+                }
+                "peer" => {
+                    only(kind == PortKind::Dgram, "peer", "dgram")?;
+                    peer.replace(value.to_owned()).is_none()
+                }
+                "arp-suppress" => arp_suppress.replace(on_off("arp-suppress")?).is_none(),
+                "arp-guard" => arp_guard.replace(on_off("arp-guard")?).is_none(),
+                "vlan" => access
+                    .replace(parse_vid(value).map_err(bad("vlan"))?)
+                    .is_none(),
+                "native" => native
+                    .replace(parse_vid(value).map_err(bad("native"))?)
+                    .is_none(),
                 "trunk" => {
                     let set: VlanSet = value.parse().map_err(bad("trunk"))?;
-                    if trunk.replace(set).is_some() {
-                        return Err(SpecError::Duplicate(key.to_owned()));
-                    }
-                    continue;
+                    trunk.replace(set).is_none()
                 }
                 _ => return Err(SpecError::UnknownKey(key.to_owned())),
             };
-            if slot.replace(parsed).is_some() {
+            if !first {
                 return Err(SpecError::Duplicate(key.to_owned()));
             }
         }
