@@ -13,11 +13,6 @@ impl MacAddr {
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
     pub const ZERO: MacAddr = MacAddr([0; 6]);
 
-    /// Reads an address from the first six bytes of `bytes`, or `None` if there are fewer.
-    pub fn from_bytes(bytes: &[u8]) -> Option<MacAddr> {
-        bytes.get(..6)?.try_into().ok().map(MacAddr)
-    }
-
     pub const fn octets(&self) -> [u8; 6] {
         self.0
     }
@@ -186,14 +181,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid MAC address"), "{err}");
-    }
-
-    #[test]
-    fn from_bytes_needs_six() {
-        assert_eq!(MacAddr::from_bytes(&[1, 2, 3, 4, 5]), None);
-        assert_eq!(
-            MacAddr::from_bytes(&[1, 2, 3, 4, 5, 6, 7]),
-            Some(MacAddr([1, 2, 3, 4, 5, 6]))
-        );
     }
 }

@@ -6,11 +6,10 @@
 //! The frame given is never modified: other egress ports may still want it as it is. Results
 //! are built in a scratch buffer the caller keeps, one segment at a time.
 
-use super::vlan::TPID_8021Q;
-use super::vnet::{GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHeader};
+use super::EthernetProtocol;
+use super::vlan;
+use super::vnet::{GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHeader};
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 
 /// The smallest MSS accepted (Linux's TCP_MIN_MSS): a smaller one would turn one frame into
@@ -32,21 +31,21 @@ pub enum FinishError {
 }
 
 /// The ones' complement sum of `data` (as 16-bit big-endian words) added to `sum`, unfolded.
-fn sum_words(mut sum: u32, data: &[u8]) -> u32 {
+/// Carries are folded once, in [`fold`]: a u64 holds the plain sum of 2^48 words, far more than
+/// any buffer.
+fn sum_words(mut sum: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(2);
     for w in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        // Keep the carry bits bounded so long frames cannot overflow.
-        sum = (sum & 0xffff) + (sum >> 16);
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
     if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+        sum += u64::from(*last) << 8;
     }
     sum
 }
 
 /// Folds a sum to 16 bits and complements it: the Internet checksum.
-fn fold(mut sum: u32) -> u16 {
+fn fold(mut sum: u64) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -67,7 +66,7 @@ pub fn finish(
     mut emit: impl FnMut(&[u8]),
 ) -> Result<(), FinishError> {
     let hdr = VnetHeader::new_checked(frame).map_err(|_| FinishError::Malformed)?;
-    let kind = hdr.gso_type() & !GSO_ECN;
+    let kind = hdr.gso_kind();
     match kind {
         GSO_NONE => {
             scratch.clear();
@@ -119,16 +118,9 @@ fn segment_tcp(
     let hdr = VnetHeader::new_unchecked(frame);
     let eth = &frame[VNET_HDR_LEN..];
     let bad = FinishError::Malformed;
-    // Where IP starts: after the Ethernet header and an 802.1Q tag, if any.
-    let l3 = if eth.len() >= 18 && be16(eth, 12) == TPID_8021Q {
-        18
-    } else {
-        14
-    };
-    if eth.len() < l3 {
+    let Some((l3, ethertype)) = vlan::l3(eth) else {
         return Err(bad);
-    }
-    let ethertype = be16(eth, l3 - 2);
+    };
     // TCP starts where the partial checksum does.
     let l4 = usize::from(hdr.csum_start());
     if l4 + 20 > eth.len() {
@@ -138,10 +130,10 @@ fn segment_tcp(
         return Err(bad);
     };
     let ip_ok = if ipv6 {
-        ethertype == ETHERTYPE_IPV6 && ip_hlen >= 40
+        ethertype == EthernetProtocol::Ipv6 && ip_hlen >= 40
     } else {
         let ihl = usize::from(eth[l3] & 0x0f) * 4;
-        ethertype == ETHERTYPE_IPV4 && eth[l3] >> 4 == 4 && ihl >= 20 && ihl == ip_hlen
+        ethertype == EthernetProtocol::Ipv4 && eth[l3] >> 4 == 4 && ihl >= 20 && ihl == ip_hlen
     };
     if !ip_ok {
         return Err(bad);
@@ -202,8 +194,8 @@ fn segment_tcp(
         } else {
             sum_words(0, &seg[l3 + 12..l3 + 20])
         };
-        sum += u32::from(PROTO_TCP);
-        sum += l4_len as u32;
+        sum += u64::from(PROTO_TCP);
+        sum += l4_len as u64;
         let csum = fold(sum_words(sum, &seg[l4..]));
         seg[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
         emit(scratch);

@@ -7,6 +7,7 @@
 //! so partial checksums and GSO super-frames stay valid.
 
 use super::vnet::{VNET_HDR_LEN, VnetHeader};
+use super::{ETHERNET_HEADER_LEN, EthernetProtocol};
 
 /// Bytes an 802.1Q tag adds.
 pub const VLAN_TAG_LEN: usize = 4;
@@ -34,8 +35,19 @@ pub fn tci(eth: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([eth[14], eth[15]]))
 }
 
-/// Moves the offsets of a virtio-net header by `delta` bytes after a tag was pushed (+4) or
-/// popped (-4).
+/// Where the payload of an Ethernet frame starts and its EtherType, past the 802.1Q tag if there
+/// is one; `None` if the frame is too short for its header (or for the tag it claims).
+pub fn l3(eth: &[u8]) -> Option<(usize, EthernetProtocol)> {
+    let ethertype = |end: usize| Some(u16::from_be_bytes(eth.get(end - 2..end)?.try_into().ok()?));
+    let mut at = ETHERNET_HEADER_LEN;
+    if ethertype(at)? == TPID_8021Q {
+        at += VLAN_TAG_LEN;
+    }
+    Some((at, EthernetProtocol::from(ethertype(at)?)))
+}
+
+/// Moves the offsets of a virtio-net header by one tag's length: forward after a tag was pushed
+/// (`grow`), back after one was popped.
 fn shift_offsets(header: &mut [u8], grow: bool) {
     let mut hdr = VnetHeader::new_unchecked(header);
     let shift = |v: u16| {
@@ -146,6 +158,21 @@ mod tests {
         f[13] = 0xa8;
         assert_eq!(tci(&f), None, "802.1ad is payload here");
         assert_eq!(tci(&f[..17]), None);
+    }
+
+    #[test]
+    fn l3_skips_the_tag_and_refuses_short_frames() {
+        let mut f = DST.to_vec();
+        f.extend_from_slice(&SRC);
+        f.extend_from_slice(&[0x08, 0x06]);
+        assert_eq!(l3(&f), Some((14, EthernetProtocol::Arp)));
+        assert_eq!(l3(&f[..13]), None);
+        f.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+        assert_eq!(l3(&f), Some((18, EthernetProtocol::Arp)));
+        assert_eq!(l3(&f[..17]), None, "too short for the tag it claims");
+        f[12] = 0x88;
+        f[13] = 0xa8;
+        assert_eq!(l3(&f), Some((14, EthernetProtocol::Unknown(0x88a8))));
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod field {
     pub const GSO_SIZE: Range<usize> = 4..6;
     pub const CSUM_START: Range<usize> = 6..8;
     pub const CSUM_OFFSET: Range<usize> = 8..10;
-    pub const NUM_BUFFERS: Range<usize> = 10..12;
+    // 10..12 is `num_buffers`, which the switch neither reads nor sets.
 }
 
 /// The buffer is shorter than a virtio-net header.
@@ -59,21 +59,10 @@ impl<T: AsRef<[u8]>> VnetHeader<T> {
 
     /// Wraps a buffer after checking that it holds at least a whole header.
     pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-        let header = Self::new_unchecked(buffer);
-        header.check_len()?;
-        Ok(header)
-    }
-
-    pub fn check_len(&self) -> Result<(), Truncated> {
-        if self.buffer.as_ref().len() < VNET_HDR_LEN {
-            Err(Truncated)
-        } else {
-            Ok(())
+        if buffer.as_ref().len() < VNET_HDR_LEN {
+            return Err(Truncated);
         }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
+        Ok(Self::new_unchecked(buffer))
     }
 
     fn u16_at(&self, range: std::ops::Range<usize>) -> u16 {
@@ -107,10 +96,6 @@ impl<T: AsRef<[u8]>> VnetHeader<T> {
     /// Where, after `csum_start`, the completed checksum is stored.
     pub fn csum_offset(&self) -> u16 {
         self.u16_at(field::CSUM_OFFSET)
-    }
-
-    pub fn num_buffers(&self) -> u16 {
-        self.u16_at(field::NUM_BUFFERS)
     }
 
     pub fn needs_csum(&self) -> bool {
@@ -172,10 +157,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VnetHeader<T> {
         self.set_u16_at(field::CSUM_OFFSET, value);
     }
 
-    pub fn set_num_buffers(&mut self, value: u16) {
-        self.set_u16_at(field::NUM_BUFFERS, value);
-    }
-
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[VNET_HDR_LEN..]
     }
@@ -190,7 +171,6 @@ impl<T: AsRef<[u8]>> fmt::Debug for VnetHeader<T> {
             .field("gso_size", &self.gso_size())
             .field("csum_start", &self.csum_start())
             .field("csum_offset", &self.csum_offset())
-            .field("num_buffers", &self.num_buffers())
             .finish()
     }
 }
@@ -227,7 +207,6 @@ mod tests {
         assert_eq!(hdr.gso_size(), 1448);
         assert_eq!(hdr.csum_start(), 34);
         assert_eq!(hdr.csum_offset(), 16);
-        assert_eq!(hdr.num_buffers(), 1);
         assert!(hdr.needs_csum() && hdr.is_gso() && !hdr.is_complete());
         assert_eq!(hdr.payload(), &[0xaa; 4]);
     }
@@ -266,14 +245,12 @@ mod tests {
         hdr.set_gso_size(1428);
         hdr.set_csum_start(54);
         hdr.set_csum_offset(16);
-        hdr.set_num_buffers(1);
         hdr.payload_mut().copy_from_slice(&[7, 8]);
         assert_eq!(
             (hdr.flags(), hdr.gso_kind(), hdr.hdr_len(), hdr.gso_size()),
             (F_DATA_VALID, GSO_TCPV6, 86, 1428)
         );
         assert_eq!((hdr.csum_start(), hdr.csum_offset()), (54, 16));
-        assert_eq!(hdr.num_buffers(), 1);
         hdr.clear();
         assert!(hdr.is_complete());
         assert_eq!(bytes, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8]);

@@ -4,7 +4,7 @@
 use smoltcp::wire::{IpAddress, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, TcpPacket};
 
 use super::*;
-use crate::wire::vnet::F_NEEDS_CSUM;
+use crate::wire::vnet::{F_NEEDS_CSUM, GSO_ECN};
 
 const SRC4: [u8; 4] = [10, 0, 0, 1];
 const DST4: [u8; 4] = [10, 0, 0, 2];
@@ -53,7 +53,7 @@ fn super_frame(ipv6: bool, tagged: bool, flags: u8, ecn: bool, mss: u16, data: &
     } else {
         sum_words(0, &eth[l3 + 12..l3 + 20])
     };
-    sum += 6 + tcp_len as u32;
+    sum += 6 + tcp_len as u64;
     let partial = !fold(sum);
     eth[l4 + 16..l4 + 18].copy_from_slice(&partial.to_be_bytes());
     if !ipv6 {
