@@ -626,12 +626,15 @@ impl Reactor {
             return;
         }
         slot.last_guard_log = Some(now);
-        let holder = match event.holder {
-            Some((mac, port)) => format!("{mac} on {}", self.port_name(port)),
-            None => "a static binding".to_owned(),
+        let (mac, port) = event.holder;
+        let port = self.port_name(port);
+        let binding = if event.is_static {
+            "is statically bound to"
+        } else {
+            "belongs to"
         };
         warn!(
-            "port {}: ARP guard dropped ARP from {} claiming {}, which belongs to {holder}",
+            "port {}: ARP guard dropped ARP from {} claiming {}, which {binding} {mac} on {port}",
             slot.port.name(),
             event.arp.sender_mac,
             event.arp.sender_ip

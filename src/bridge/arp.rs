@@ -4,7 +4,8 @@
 //! (VLAN, IPv4) → (MAC, port). With suppression on, a broadcast request for an address the table
 //! holds on another port is answered by the switch on the requester's port, as the Linux
 //! bridge's `neigh_suppress` does, instead of being flooded. With the guard on, ARP whose sender
-//! claims an address that a different MAC on a different port holds is dropped.
+//! claims an address that a different MAC on a different port holds is dropped; ARP that breaks
+//! a static binding is dropped on every port.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -12,11 +13,8 @@ use std::time::Duration;
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
 
 use super::PortId;
-use super::table::{Counters, Learned, PortTable, Row, TableFull};
-use crate::wire::MacAddr;
-
-/// EtherType of ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
+use super::table::{Counters, PortTable, Row, TableFull};
+use crate::wire::{ETHERNET_HEADER_LEN, EthernetProtocol, MacAddr};
 
 /// Length of an Ethernet/IPv4 ARP packet.
 const ARP_LEN: usize = 28;
@@ -101,17 +99,6 @@ pub struct ArpCounters {
     pub malformed: u64,
 }
 
-/// What the guard thinks of an ARP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guard {
-    Pass,
-    /// Its sender claims an address another MAC on another port holds.
-    Spoofed {
-        holder: MacAddr,
-        port: PortId,
-    },
-}
-
 /// The ARP snooping table and counters.
 #[derive(Debug)]
 pub struct Arp {
@@ -171,56 +158,46 @@ impl Arp {
 
     /// Who holds `ip` in `vlan`, and on which port.
     pub fn lookup(&self, vlan: u16, ip: Ipv4Addr) -> Option<(MacAddr, PortId)> {
-        let (port, mac) = self.table.lookup(&ArpKey { vlan, ip })?;
+        let (port, mac, _) = self.table.get(&ArpKey { vlan, ip })?;
         Some((mac, port))
     }
 
     /// Learns the sender of `arp`, seen on `port` in `vlan`. Probes teach nothing.
-    pub fn snoop(
-        &mut self,
-        vlan: u16,
-        arp: &ArpInfo,
-        port: PortId,
-        now: Duration,
-    ) -> Option<Learned> {
+    pub fn snoop(&mut self, vlan: u16, arp: &ArpInfo, port: PortId, now: Duration) {
         if arp.is_probe() || !arp.sender_mac.is_learnable_source() {
-            return None;
+            return;
         }
         let key = ArpKey {
             vlan,
             ip: arp.sender_ip,
         };
-        Some(self.table.learn(key, arp.sender_mac, port, now))
+        self.table.learn(key, arp.sender_mac, port, now);
     }
 
-    /// The guard's decision for `arp` arriving on `port` in `vlan`: spoofed if a different MAC
-    /// on a different port holds the sender's address (a learned binding within the ageing time,
-    /// or a static one).
-    pub fn guard(&self, vlan: u16, arp: &ArpInfo, port: PortId) -> Guard {
+    /// The binding `arp` (arriving on `port` in `vlan`) breaks, for which the guard drops it:
+    /// its MAC, its port, and whether it is static. Static bindings hold on every port against
+    /// any other MAC or port; learned ones (until they expire) only on `guarded` ports, and only
+    /// against another MAC on another port, so hosts may move and NICs be replaced.
+    pub fn clash(
+        &self,
+        vlan: u16,
+        arp: &ArpInfo,
+        port: PortId,
+        guarded: bool,
+    ) -> Option<(MacAddr, PortId, bool)> {
         if arp.is_probe() {
-            return Guard::Pass;
+            return None;
         }
-        match self.lookup(vlan, arp.sender_ip) {
-            Some((holder, holder_port)) if holder != arp.sender_mac && holder_port != port => {
-                Guard::Spoofed {
-                    holder,
-                    port: holder_port,
-                }
-            }
-            _ => Guard::Pass,
-        }
-    }
-
-    /// Whether a static binding forbids `arp` on `port`: its sender claims an address statically
-    /// bound to another MAC or port.
-    pub fn violates_static(&self, vlan: u16, arp: &ArpInfo, port: PortId, now: Duration) -> bool {
-        if arp.is_probe() {
-            return false;
-        }
-        matches!(
-            self.table.lookup_aged(&ArpKey { vlan, ip: arp.sender_ip }, now),
-            Some((p, mac, None)) if mac != arp.sender_mac || p != port
-        )
+        let (holder_port, holder, is_static) = self.table.get(&ArpKey {
+            vlan,
+            ip: arp.sender_ip,
+        })?;
+        let clash = if is_static {
+            holder != arp.sender_mac || holder_port != port
+        } else {
+            guarded && holder != arp.sender_mac && holder_port != port
+        };
+        clash.then_some((holder, holder_port, is_static))
     }
 
     /// The owner of the address a broadcast request asks for, if the switch may answer on the
@@ -287,9 +264,9 @@ pub fn build_reply(request: &ArpInfo, owner: MacAddr, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&request.sender_mac.0);
     out.extend_from_slice(&owner.0);
-    out.extend_from_slice(&ETHERTYPE_ARP.to_be_bytes());
-    out.resize(14 + ARP_LEN, 0);
-    let mut packet = ArpPacket::new_unchecked(&mut out[14..]);
+    out.extend_from_slice(&u16::from(EthernetProtocol::Arp).to_be_bytes());
+    out.resize(ETHERNET_HEADER_LEN + ARP_LEN, 0);
+    let mut packet = ArpPacket::new_unchecked(&mut out[ETHERNET_HEADER_LEN..]);
     ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Reply,
         source_hardware_addr: EthernetAddress(owner.0),
@@ -368,20 +345,16 @@ mod tests {
     #[test]
     fn snooping_learns_senders_not_probes() {
         let mut arp = Arp::new(16, 300);
-        assert_eq!(
-            arp.snoop(0, &request(A, ip(1), ip(2)), P0, t(0)),
-            Some(Learned::New)
-        );
+        arp.snoop(0, &request(A, ip(1), ip(2)), P0, t(0));
+        assert_eq!(arp.counters().table.learned, 1);
         assert_eq!(arp.lookup(0, ip(1)), Some((A, P0)));
         assert_eq!(arp.lookup(10, ip(1)), None, "per VLAN");
         let probe = request(B, Ipv4Addr::UNSPECIFIED, ip(2));
-        assert_eq!(arp.snoop(0, &probe, P1, t(0)), None);
+        arp.snoop(0, &probe, P1, t(0));
+        assert_eq!(arp.lookup(0, Ipv4Addr::UNSPECIFIED), None);
         assert_eq!(arp.len(), 1);
         // The same address later from another MAC moves the binding (a new host, a failover).
-        assert_eq!(
-            arp.snoop(0, &request(B, ip(1), ip(2)), P1, t(1)),
-            Some(Learned::Moved { from: P0 })
-        );
+        arp.snoop(0, &request(B, ip(1), ip(2)), P1, t(1));
         assert_eq!(arp.lookup(0, ip(1)), Some((B, P1)));
         assert_eq!(arp.counters().table.moved, 1);
         assert_eq!(arp.expire(t(302)), 1);
@@ -431,26 +404,26 @@ mod tests {
             target_mac: A,
             target_ip: ip(1),
         };
+        assert_eq!(arp.clash(0, &forged, P2, true), Some((B, P1, false)));
         assert_eq!(
-            arp.guard(0, &forged, P2),
-            Guard::Spoofed {
-                holder: B,
-                port: P1
-            }
+            arp.clash(0, &forged, P2, false),
+            None,
+            "learned bindings bind only guarded ports"
         );
         // The real owner, or the same MAC moving (a migrated VM), or a new MAC on the same
         // port, pass.
-        assert_eq!(arp.guard(0, &request(B, ip(2), ip(1)), P1), Guard::Pass);
-        assert_eq!(arp.guard(0, &request(B, ip(2), ip(1)), P2), Guard::Pass);
-        assert_eq!(arp.guard(0, &request(EVIL, ip(2), ip(1)), P1), Guard::Pass);
-        assert_eq!(arp.guard(0, &request(EVIL, ip(3), ip(1)), P2), Guard::Pass);
+        let guard = |mac, sip, port| arp.clash(0, &request(mac, sip, ip(1)), port, true);
+        assert_eq!(guard(B, ip(2), P1), None);
+        assert_eq!(guard(B, ip(2), P2), None);
+        assert_eq!(guard(EVIL, ip(2), P1), None);
+        assert_eq!(guard(EVIL, ip(3), P2), None);
         assert_eq!(
-            arp.guard(0, &request(EVIL, Ipv4Addr::UNSPECIFIED, ip(2)), P2),
-            Guard::Pass
+            arp.clash(0, &request(EVIL, Ipv4Addr::UNSPECIFIED, ip(2)), P2, true),
+            None
         );
         // Once the binding has aged out, the address is free again.
         arp.expire(t(302));
-        assert_eq!(arp.guard(0, &forged, P2), Guard::Pass);
+        assert_eq!(arp.clash(0, &forged, P2, true), None);
     }
 
     #[test]
@@ -458,16 +431,18 @@ mod tests {
         let mut arp = Arp::new(16, 10);
         arp.add_static(0, ip(2), B, P1).unwrap();
         assert_eq!(arp.expire(t(1000)), 0);
-        let claim = |mac, port| arp.violates_static(0, &request(mac, ip(2), ip(1)), port, t(1000));
-        assert!(claim(EVIL, P2));
-        assert!(claim(EVIL, P1), "another MAC, even on the bound port");
-        assert!(claim(B, P2), "the right MAC on the wrong port");
-        assert!(!claim(B, P1));
-        assert_eq!(
-            arp.snoop(0, &request(EVIL, ip(2), ip(1)), P2, t(1000)),
-            Some(Learned::Static)
-        );
-        assert_eq!(arp.lookup(0, ip(2)), Some((B, P1)));
-        assert!(!arp.violates_static(0, &request(EVIL, ip(3), ip(1)), P2, t(0)));
+        // Enforced whether the port is guarded or not.
+        for guarded in [false, true] {
+            let claim = |mac, port| arp.clash(0, &request(mac, ip(2), ip(1)), port, guarded);
+            let held = Some((B, P1, true));
+            assert_eq!(claim(EVIL, P2), held);
+            assert_eq!(claim(EVIL, P1), held, "another MAC, even on the bound port");
+            assert_eq!(claim(B, P2), held, "the right MAC on the wrong port");
+            assert_eq!(claim(B, P1), None);
+        }
+        arp.snoop(0, &request(EVIL, ip(2), ip(1)), P2, t(1000));
+        assert_eq!(arp.lookup(0, ip(2)), Some((B, P1)), "learning leaves it");
+        assert_eq!(arp.counters().table, Counters::default());
+        assert_eq!(arp.clash(0, &request(EVIL, ip(3), ip(1)), P2, false), None);
     }
 }

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use super::PortId;
-pub use super::table::{Counters as FdbCounters, Learned, TableFull};
+pub use super::table::{Counters as FdbCounters, TableFull};
 use super::table::{PortTable, Row};
 use crate::wire::MacAddr;
 
@@ -93,14 +93,14 @@ impl Fdb {
     /// traffic from the MAC keeps it alive.
     pub fn lookup(&self, vlan: u16, mac: MacAddr) -> Option<PortId> {
         self.table
-            .lookup(&MacKey { vlan, mac })
-            .map(|(port, ())| port)
+            .get(&MacKey { vlan, mac })
+            .map(|(port, (), _)| port)
     }
 
     /// Records that `mac` was seen as a source on `port` at `now`. The caller has checked that
     /// the address is learnable (unicast, not zero).
-    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) -> Learned {
-        self.table.learn(MacKey { vlan, mac }, (), port, now)
+    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) {
+        self.table.learn(MacKey { vlan, mac }, (), port, now);
     }
 
     /// Removes every entry not seen for more than the ageing time; returns how many went.
@@ -159,11 +159,20 @@ mod tests {
     #[test]
     fn learns_refreshes_and_moves() {
         let mut fdb = Fdb::new(16, 300);
-        assert_eq!(fdb.learn(0, mac(1), P0, t(0)), Learned::New);
-        assert_eq!(fdb.learn(0, mac(1), P0, t(1)), Learned::Refreshed);
+        fdb.learn(0, mac(1), P0, t(0));
+        assert_eq!((fdb.len(), fdb.counters().learned), (1, 1), "new");
+        fdb.learn(0, mac(1), P0, t(1));
+        assert_eq!(
+            fdb.counters(),
+            FdbCounters {
+                learned: 1,
+                ..FdbCounters::default()
+            }
+        );
+        assert_eq!(fdb.entries(t(1)).next().unwrap().age, Some(0), "refreshed");
         assert_eq!(fdb.lookup(0, mac(1)), Some(P0));
-        assert_eq!(fdb.learn(0, mac(1), P1, t(2)), Learned::Moved { from: P0 });
-        assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
+        fdb.learn(0, mac(1), P1, t(2));
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P1), "moved");
         assert_eq!((fdb.port_len(P0), fdb.port_len(P1)), (0, 1));
         let c = fdb.counters();
         assert_eq!((c.learned, c.moved, c.expired, c.evicted), (1, 1, 0, 0));
@@ -321,8 +330,9 @@ mod tests {
         fdb.learn(0, mac(1), P0, t(0));
         fdb.add_static(0, mac(1), P1).unwrap();
         assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
-        assert_eq!(fdb.learn(0, mac(1), P2, t(1)), Learned::Static);
-        assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
+        fdb.learn(0, mac(1), P2, t(1));
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P1), "learning leaves it");
+        assert_eq!(fdb.counters().moved, 0);
         assert_eq!(fdb.expire(t(1000)), 0);
         assert_eq!(fdb.flush(None), 0);
         fdb.learn(0, mac(2), P1, t(1000));
@@ -345,7 +355,12 @@ mod tests {
         fdb.add_static(0, mac(1), P0).unwrap();
         fdb.add_static(0, mac(2), P1).unwrap();
         assert_eq!(fdb.add_static(0, mac(3), P1), Err(TableFull));
-        assert_eq!(fdb.learn(0, mac(4), P2, t(0)), Learned::TableFull);
+        fdb.learn(0, mac(4), P2, t(0));
+        assert_eq!(
+            (fdb.lookup(0, mac(4)), fdb.len()),
+            (None, 2),
+            "nothing to evict"
+        );
         // Replacing an existing entry needs no room.
         fdb.add_static(0, mac(2), P0).unwrap();
         assert_eq!(fdb.lookup(0, mac(2)), Some(P0));

@@ -13,11 +13,10 @@ pub mod vlan;
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::vlan::{self as tag, TPID_8021Q, VLAN_TAG_LEN};
-use crate::wire::{ETHERNET_HEADER_LEN, EthernetFrame, MacAddr};
+use crate::wire::vlan as tag;
+use crate::wire::{EthernetFrame, EthernetProtocol, MacAddr};
 pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo};
-use arp::{ETHERTYPE_ARP, Guard};
-pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned, TableFull};
+pub use fdb::{Fdb, FdbCounters, FdbEntry, TableFull};
 pub use stats::{DropReason, PortStats};
 use std::net::Ipv4Addr;
 pub use vlan::{Egress, VlanMode, VlanSet};
@@ -106,7 +105,45 @@ pub struct GuardEvent {
     pub port: PortId,
     pub arp: ArpInfo,
     /// Who holds the address, and where.
-    pub holder: Option<(MacAddr, PortId)>,
+    pub holder: (MacAddr, PortId),
+    /// Whether the holder's binding is static (from the config file) rather than learned.
+    pub is_static: bool,
+}
+
+/// What the ingress port's settings make of a frame, copied out so the tables can be borrowed.
+struct Ingress {
+    port: PortId,
+    vlan: u16,
+    guarded: bool,
+    suppress: bool,
+    /// Where the frame's payload starts, past any 802.1Q tag, and its EtherType.
+    l3: usize,
+    ethertype: EthernetProtocol,
+}
+
+impl Ingress {
+    /// What `config`, the settings of `port`, make of `frame` (`arp_suppress` is the
+    /// switch-wide default), or why the frame is dropped.
+    fn admit(
+        port: PortId,
+        config: &PortConfig,
+        arp_suppress: bool,
+        frame: &[u8],
+    ) -> Result<Ingress, DropReason> {
+        let (l3, ethertype) = tag::l3(frame).ok_or(DropReason::Malformed)?;
+        let vlan = config
+            .vlan
+            .ingress(tag::tci(frame).map(tag::vid))
+            .ok_or(DropReason::VlanFiltered)?;
+        Ok(Ingress {
+            port,
+            vlan,
+            guarded: config.arp_guard,
+            suppress: config.arp_suppress.unwrap_or(arp_suppress),
+            l3,
+            ethertype,
+        })
+    }
 }
 
 /// The switch's state: its ports, their counters and settings, the MAC and ARP tables.
@@ -179,28 +216,9 @@ impl Bridge {
         Some(&self.state(port)?.config)
     }
 
-    /// Whether ARP requests arriving on `port` are answered by the switch when it can.
-    pub fn arp_suppress(&self, port: PortId) -> bool {
-        self.state(port)
-            .and_then(|s| s.config.arp_suppress)
-            .unwrap_or(self.arp_suppress)
-    }
-
-    /// Changes a port's VLAN mode. Its learned MAC and ARP entries are forgotten (they may
-    /// belong to VLANs it no longer carries); static ones stay. Returns whether the port exists.
-    pub fn set_vlan_mode(&mut self, port: PortId, vlan: VlanMode) -> bool {
-        let Some(state) = self.state(port) else {
-            return false;
-        };
-        let config = PortConfig {
-            vlan,
-            ..state.config.clone()
-        };
-        self.set_port_config(port, config)
-    }
-
-    /// Changes a port's settings; a new VLAN mode forgets what it learned, as
-    /// [`Bridge::set_vlan_mode`] says. Returns whether the port exists.
+    /// Changes a port's settings. A new VLAN mode forgets the port's learned MAC and ARP
+    /// entries (they may belong to VLANs it no longer carries); static ones stay. Returns
+    /// whether the port exists.
     pub fn set_port_config(&mut self, port: PortId, config: PortConfig) -> bool {
         let Some(state) = self.state_mut(port) else {
             return false;
@@ -227,13 +245,20 @@ impl Bridge {
         ip: Ipv4Addr,
         mac: MacAddr,
     ) -> Result<(), StaticError> {
-        if self.port_stats(port).is_none() {
+        self.check_static(port, mac)?;
+        self.arp.add_static(vlan, ip, mac, port)?;
+        Ok(())
+    }
+
+    /// What a static MAC entry and a static ARP binding both need: an attached port and an
+    /// individual, non-zero MAC.
+    fn check_static(&self, port: PortId, mac: MacAddr) -> Result<(), StaticError> {
+        if self.state(port).is_none() {
             return Err(StaticError::NoSuchPort);
         }
         if !mac.is_learnable_source() {
             return Err(StaticError::NotUnicast(mac));
         }
-        self.arp.add_static(vlan, ip, mac, port)?;
         Ok(())
     }
 
@@ -280,13 +305,17 @@ impl Bridge {
     /// Decides the fate of `frame` (an Ethernet frame, without virtio-net header) that arrived
     /// on `port` at `now`, learning its source on the way.
     pub fn ingress(&mut self, port: PortId, frame: &[u8], now: Duration) -> Verdict {
-        let Some(state) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else {
+        let index = port.index();
+        let Some(state) = self.ports.get_mut(index).and_then(Option::as_mut) else {
             return Verdict::Drop(DropReason::PortGone);
         };
         state.stats.count_rx(frame.len());
-        let verdict = self.decide(port, frame, now);
+        let verdict = match Ingress::admit(port, &state.config, self.arp_suppress, frame) {
+            Ok(ingress) => self.decide(&ingress, frame, now),
+            Err(reason) => Verdict::Drop(reason),
+        };
         if let Verdict::Drop(reason) = verdict
-            && let Some(state) = self.state_mut(port)
+            && let Some(state) = &mut self.ports[index]
         {
             state.stats.count_drop(reason);
         }
@@ -325,12 +354,7 @@ impl Bridge {
     /// Adds a static entry: frames to `mac` in `vlan` always go to `port`, which must be
     /// attached; `mac` must be an individual (unicast), non-zero address.
     pub fn add_static(&mut self, port: PortId, vlan: u16, mac: MacAddr) -> Result<(), StaticError> {
-        if self.port_stats(port).is_none() {
-            return Err(StaticError::NoSuchPort);
-        }
-        if !mac.is_learnable_source() {
-            return Err(StaticError::NotUnicast(mac));
-        }
+        self.check_static(port, mac)?;
         self.fdb.add_static(vlan, mac, port)?;
         Ok(())
     }
@@ -345,7 +369,8 @@ impl Bridge {
         self.fdb.flush(port)
     }
 
-    /// Periodic housekeeping: expires MAC entries past their ageing time. Returns how many went.
+    /// Periodic housekeeping: expires MAC entries and ARP bindings past their ageing time.
+    /// Returns how many MAC entries went.
     pub fn tick(&mut self, now: Duration) -> usize {
         self.arp.expire(now);
         self.fdb.expire(now)
@@ -358,36 +383,37 @@ impl Bridge {
         }
     }
 
-    fn decide(&mut self, port: PortId, frame: &[u8], now: Duration) -> Verdict {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let tci = tag::tci(frame);
-        if tci.is_none() && u16::from(eth.ethertype()) == TPID_8021Q {
-            // Claims a tag but is too short to hold one.
-            return Verdict::Drop(DropReason::Malformed);
-        }
-        let Some(config) = self.port_config(port) else {
-            return Verdict::Drop(DropReason::PortGone);
-        };
-        let Some(vlan) = config.vlan.ingress(tci.map(tag::vid)) else {
-            return Verdict::Drop(DropReason::VlanFiltered);
-        };
-        let guarded = config.arp_guard;
+    /// The rest of [`Bridge::ingress`], for a frame the port's settings admit.
+    fn decide(&mut self, ingress: &Ingress, frame: &[u8], now: Duration) -> Verdict {
+        let &Ingress {
+            port,
+            vlan,
+            guarded,
+            suppress,
+            l3,
+            ethertype,
+        } = ingress;
+        // `tag::l3` found a whole Ethernet header.
+        let eth = EthernetFrame::new_unchecked(frame);
         let src = MacAddr(eth.src_addr().0);
         let dst = MacAddr(eth.dst_addr().0);
         if !src.is_learnable_source() {
             return Verdict::Drop(DropReason::InvalidSource);
         }
-        let arp = self.arp_in(frame, tci.is_some());
+        let arp = if ethertype == EthernetProtocol::Arp {
+            self.arp_in(&frame[l3..])
+        } else {
+            None
+        };
         if let Some(arp) = &arp
-            && let Some(holder) = self.guard(vlan, arp, port, guarded, now)
+            && let Some((mac, holder_port, is_static)) = self.arp.clash(vlan, arp, port, guarded)
         {
             self.arp.count_guarded();
             self.guard_event = Some(GuardEvent {
                 port,
                 arp: *arp,
-                holder,
+                holder: (mac, holder_port),
+                is_static,
             });
             return Verdict::Drop(DropReason::ArpGuard);
         }
@@ -395,7 +421,7 @@ impl Bridge {
         if let Some(arp) = &arp {
             self.arp.snoop(vlan, arp, port, now);
             if dst.is_broadcast()
-                && self.arp_suppress(port)
+                && suppress
                 && let Some(owner) = self.arp.answer(vlan, arp, port)
             {
                 arp::build_reply(arp, owner, &mut self.reply);
@@ -419,42 +445,13 @@ impl Bridge {
         }
     }
 
-    /// The ARP packet in `frame`, if it carries one (malformed ARP is counted and `None`).
-    fn arp_in(&mut self, frame: &[u8], tagged: bool) -> Option<ArpInfo> {
-        let at = if tagged {
-            ETHERNET_HEADER_LEN + VLAN_TAG_LEN
-        } else {
-            ETHERNET_HEADER_LEN
-        };
-        let ethertype = frame.get(at - 2..at)?;
-        if u16::from_be_bytes([ethertype[0], ethertype[1]]) != ETHERTYPE_ARP {
-            return None;
-        }
-        let info = ArpInfo::parse(&frame[at..]);
+    /// The ARP packet in an ARP frame's `payload` (malformed ARP is counted and `None`).
+    fn arp_in(&mut self, payload: &[u8]) -> Option<ArpInfo> {
+        let info = ArpInfo::parse(payload);
         if info.is_none() {
             self.arp.count_malformed();
         }
         info
-    }
-
-    /// Whether the ARP must be dropped: it breaks a static binding (on any port), or, on a
-    /// guarded port, claims an address a different MAC on another port holds. Returns the
-    /// holder, if any.
-    fn guard(
-        &self,
-        vlan: u16,
-        arp: &ArpInfo,
-        port: PortId,
-        guarded: bool,
-        now: Duration,
-    ) -> Option<Option<(MacAddr, PortId)>> {
-        if self.arp.violates_static(vlan, arp, port, now) {
-            return Some(self.arp.lookup(vlan, arp.sender_ip));
-        }
-        match (guarded, self.arp.guard(vlan, arp, port)) {
-            (true, Guard::Spoofed { holder, port }) => Some(Some((holder, port))),
-            _ => None,
-        }
     }
 
     /// Counts a frame that could not be sent on `port`.

@@ -6,7 +6,7 @@ use std::fmt;
 /// egress reasons on the port it could not be sent to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// Shorter than an Ethernet (or virtio-net) header.
+    /// Shorter than an Ethernet (or virtio-net) header, or than the 802.1Q tag it claims.
     Malformed,
     /// Source MAC is multicast, broadcast or zero, which no station may send from.
     InvalidSource,

@@ -55,21 +55,6 @@ impl Default for Lru {
     }
 }
 
-/// What learning did to the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Learned {
-    /// A new entry (possibly after evicting another).
-    New,
-    /// The key was already known, on this port and with this value.
-    Refreshed,
-    /// The key was known on another port, or with another value, and now has the new ones.
-    Moved { from: PortId },
-    /// The key has a static entry, which learning leaves alone.
-    Static,
-    /// The table is full of static entries; nothing could be evicted to make room.
-    TableFull,
-}
-
 /// A static entry could not be added: the table is full and holds no learned entry to evict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the table is full of static entries")]
@@ -176,27 +161,22 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         while self.map.len() > self.capacity && self.evict_one() {}
     }
 
-    /// The port and value of `key`. Looking up does not refresh the entry: only learning it
-    /// again keeps it alive.
-    pub fn lookup(&self, key: &K) -> Option<(PortId, V)> {
+    /// The port and value of `key`, and whether the entry is static. Looking up does not refresh
+    /// the entry: only learning it again keeps it alive.
+    pub fn get(&self, key: &K) -> Option<(PortId, V, bool)> {
         let e = &self.entries[*self.map.get(key)? as usize];
-        Some((e.port, e.value))
+        Some((e.port, e.value, e.is_static))
     }
 
-    /// The port and value of `key`, with its age at `now` (`None` for a static entry).
-    pub fn lookup_aged(&self, key: &K, now: Duration) -> Option<(PortId, V, Option<u32>)> {
-        let e = &self.entries[*self.map.get(key)? as usize];
-        let age = (!e.is_static).then(|| secs(now).saturating_sub(e.seen));
-        Some((e.port, e.value, age))
-    }
-
-    /// Records that `key` has `value` behind `port` at `now`.
-    pub fn learn(&mut self, key: K, value: V, port: PortId, now: Duration) -> Learned {
+    /// Records that `key` has `value` behind `port` at `now`: a new entry (evicting one if the
+    /// table is full), a refresh, or a move. Static entries stay as they are, and with a table
+    /// full of them nothing is learned.
+    pub fn learn(&mut self, key: K, value: V, port: PortId, now: Duration) {
         let now = secs(now);
         if let Some(&idx) = self.map.get(&key) {
             let entry = self.entries[idx as usize];
             if entry.is_static {
-                return Learned::Static;
+                return;
             }
             if entry.port == port && entry.value == value {
                 if entry.seen != now {
@@ -204,7 +184,7 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
                     self.entries[idx as usize].seen = now;
                     self.push_tail(idx);
                 }
-                return Learned::Refreshed;
+                return;
             }
             self.unlink(idx);
             let moved = &mut self.entries[idx as usize];
@@ -213,10 +193,10 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
             moved.seen = now;
             self.push_tail(idx);
             self.counters.moved += 1;
-            return Learned::Moved { from: entry.port };
+            return;
         }
         if !self.make_room() {
-            return Learned::TableFull;
+            return;
         }
         let idx = self.alloc(Entry {
             key,
@@ -230,7 +210,6 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         self.map.insert(key, idx);
         self.push_tail(idx);
         self.counters.learned += 1;
-        Learned::New
     }
 
     /// Removes every entry not seen for more than the ageing time; returns how many went. With

@@ -368,7 +368,8 @@ fn changing_a_port_s_vlan_mode_forgets_what_it_learned() {
     let (mut b, p) = vlan_bridge();
     b.ingress(p[0], &frame(BCAST, A), t(0));
     b.add_static(p[0], 10, MacAddr(C)).unwrap();
-    assert!(b.set_vlan_mode(p[0], VlanMode::Access(20)));
+    let access = PortConfig::from(VlanMode::Access(20));
+    assert!(b.set_port_config(p[0], access));
     assert_eq!(b.vlan_mode(p[0]), Some(&VlanMode::Access(20)));
     assert_eq!(b.fdb().lookup(10, MacAddr(A)), None);
     assert_eq!(
@@ -380,7 +381,7 @@ fn changing_a_port_s_vlan_mode_forgets_what_it_learned() {
         b.ingress(p[0], &frame(BCAST, A), t(0)),
         Verdict::Flood { vlan: 20 }
     );
-    assert!(!b.set_vlan_mode(PortId(99), VlanMode::All));
+    assert!(!b.set_port_config(PortId(99), PortConfig::default()));
 }
 
 /// An Ethernet ARP frame: `op` 1 request or 2 reply.
@@ -484,10 +485,34 @@ fn the_guard_drops_forged_arp_only_on_guarded_ports() {
     assert_eq!(b.arp().lookup(0, ip), Some((MacAddr(B), p[1])));
     assert_eq!(b.port_stats(p[2]).unwrap().drops(DropReason::ArpGuard), 1);
     let event = b.take_guard_event().unwrap();
-    assert_eq!((event.port, event.holder), (p[2], Some((MacAddr(B), p[1]))));
+    assert_eq!(
+        (event.port, event.holder, event.is_static),
+        (p[2], (MacAddr(B), p[1]), false)
+    );
     assert_eq!(
         b.fdb().lookup(0, MacAddr(C)),
         Some(p[2]),
         "learned before the guard"
     );
+}
+
+#[test]
+fn a_static_binding_drops_forged_arp_on_any_port() {
+    let (mut b, p) = bridge_with(3, BridgeConfig::default());
+    let ip = std::net::Ipv4Addr::from(IP_B);
+    b.add_arp_static(p[1], 0, ip, MacAddr(B)).unwrap();
+    let forged = arp_frame(BCAST, 2, C, IP_B, [0xff; 6], IP_B);
+    assert_eq!(
+        b.ingress(p[2], &forged, t(0)),
+        Verdict::Drop(DropReason::ArpGuard),
+        "unguarded"
+    );
+    let event = b.take_guard_event().unwrap();
+    assert_eq!(
+        (event.port, event.holder, event.is_static),
+        (p[2], (MacAddr(B), p[1]), true)
+    );
+    assert_eq!(b.arp().lookup(0, ip), Some((MacAddr(B), p[1])));
+    let real = arp_frame(BCAST, 1, B, IP_B, [0; 6], IP_A);
+    assert_eq!(b.ingress(p[1], &real, t(0)), Verdict::Flood { vlan: 0 });
 }
