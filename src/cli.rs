@@ -12,6 +12,7 @@ use crate::config::{
     PortSpec, parse_cidr, parse_own_mac, parse_switch_name,
 };
 use crate::wire::MacAddr;
+use crate::wire::vlan::MAX_VID;
 
 const ABOUT: &str = "A virtual Ethernet switch that runs entirely in userspace";
 
@@ -138,7 +139,7 @@ pub struct Args {
         long,
         value_name = "VLAN",
         requires = "ips",
-        value_parser = clap::value_parser!(u16).range(1..=4094)
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_VID))
     )]
     pub ip_vlan: Option<u16>,
 

@@ -16,6 +16,7 @@ use crate::bridge::vlan::{VlanListError, VlanMode, VlanSet, parse_vid};
 use crate::bridge::{BridgeConfig, PortConfig};
 use crate::sys::{IfName, InvalidIfName};
 use crate::wire::MacAddr;
+use crate::wire::vlan::MAX_VID;
 
 /// Range of `--mac-ageing`, in seconds.
 pub const MAC_AGEING_RANGE: std::ops::RangeInclusive<u32> = 10..=1_000_000;
@@ -817,10 +818,13 @@ impl FileConfig {
         };
         let ip_vlan = match raw.ip_vlan {
             None => None,
-            Some(v) => Some(
-                parse_vid(&v.get_ref().to_string())
-                    .map_err(|e| fail(v.span().start, format!("ip-vlan: {e}")))?,
-            ),
+            Some(v) if (1..=MAX_VID).contains(v.get_ref()) => Some(v.into_inner()),
+            Some(v) => {
+                return Err(fail(
+                    v.span().start,
+                    format!("ip-vlan = {} is out of range (1 to {MAX_VID})", v.get_ref()),
+                ));
+            }
         };
         let mut arp_bindings = Vec::new();
         for entry in raw.arp {
@@ -837,10 +841,10 @@ impl FileConfig {
                 .ok_or_else(|| fail(at, format!("arp: mac {:?} is not a unicast MAC", a.mac)))?;
             check_port_name(&a.port).map_err(|e| fail(at, format!("arp: {e}")))?;
             let port = a.port;
-            if a.vlan > crate::wire::vlan::MAX_VID {
+            if a.vlan > MAX_VID {
                 return Err(fail(
                     at,
-                    format!("arp: vlan {} is out of range (0 to 4094)", a.vlan),
+                    format!("arp: vlan {} is out of range (0 to {MAX_VID})", a.vlan),
                 ));
             }
             arp_bindings.push(ArpBinding {

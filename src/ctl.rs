@@ -14,6 +14,7 @@ use crate::control::{
     ShowReply,
 };
 use crate::wire::MacAddr;
+use crate::wire::vlan::MAX_VID;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -93,14 +94,14 @@ pub enum FdbCommand {
         port: String,
         mac: MacAddr,
         /// VLAN of the entry, 0 to 4094 [default: 0].
-        #[arg(value_parser = clap::value_parser!(u16).range(0..=4094))]
+        #[arg(value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_VID)))]
         vlan: Option<u16>,
     },
     /// Delete an entry, learned or static.
     Del {
         mac: MacAddr,
         /// VLAN of the entry, 0 to 4094 [default: 0].
-        #[arg(value_parser = clap::value_parser!(u16).range(0..=4094))]
+        #[arg(value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_VID)))]
         vlan: Option<u16>,
     },
     /// Table size and lifetime counters: learned, moved, expired, evicted.

@@ -14,6 +14,7 @@ use crate::bridge::{PortId, PortStats};
 use crate::config::{Config, PortSpec};
 use crate::port;
 use crate::reactor::Reactor;
+use crate::wire::vlan::MAX_VID;
 
 /// Runs one request; `Err` is the message the client sees.
 pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String> {
@@ -115,8 +116,8 @@ fn to_value<T: Serialize>(value: T) -> Result<Value, String> {
 }
 
 fn check_vlan(vlan: u16) -> Result<(), String> {
-    if vlan > 4094 {
-        return Err(format!("VLAN {vlan} is out of range (0 to 4094)"));
+    if vlan > MAX_VID {
+        return Err(format!("VLAN {vlan} is out of range (0 to {MAX_VID})"));
     }
     Ok(())
 }
