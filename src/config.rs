@@ -14,6 +14,7 @@ use smoltcp::wire::IpCidr;
 
 use crate::bridge::vlan::{VlanListError, VlanMode, VlanSet, parse_vid};
 use crate::bridge::{BridgeConfig, PortConfig};
+pub use crate::port::{PortKind, Target};
 use crate::sys::{IfName, InvalidIfName};
 use crate::wire::MacAddr;
 use crate::wire::vlan::MAX_VID;
@@ -35,62 +36,6 @@ pub fn default_ctl_socket(name: &str) -> PathBuf {
     PathBuf::from(format!("/run/vswitchd/{name}.ctl"))
 }
 
-/// The kinds of port a spec can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortKind {
-    /// A TAP device the switch owns (creates, or attaches to if persistent and free).
-    Tap,
-    /// An existing interface (a QEMU tap, a veth end), attached through AF_PACKET.
-    Netdev,
-    /// A Unix stream socket for QEMU's `-netdev stream` (4-byte length, then the frame).
-    Stream,
-    /// A Unix datagram socket for QEMU's `-netdev dgram` (one frame per datagram).
-    Dgram,
-}
-
-impl PortKind {
-    pub const ALL: [PortKind; 4] = [
-        PortKind::Tap,
-        PortKind::Netdev,
-        PortKind::Stream,
-        PortKind::Dgram,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PortKind::Tap => "tap",
-            PortKind::Netdev => "netdev",
-            PortKind::Stream => "stream",
-            PortKind::Dgram => "dgram",
-        }
-    }
-}
-
-/// What a port is attached to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    Tap(IfName),
-    Netdev(IfName),
-    /// The socket the switch listens on.
-    Stream(PathBuf),
-    /// The socket the switch binds, and where it sends until a datagram says otherwise.
-    Dgram {
-        path: PathBuf,
-        peer: Option<PathBuf>,
-    },
-}
-
-impl Target {
-    pub fn kind(&self) -> PortKind {
-        match self {
-            Target::Tap(_) => PortKind::Tap,
-            Target::Netdev(_) => PortKind::Netdev,
-            Target::Stream(_) => PortKind::Stream,
-            Target::Dgram { .. } => PortKind::Dgram,
-        }
-    }
-}
-
 /// A port's name (how `vswitchctl` and the logs call it): 1 to 64 characters, none of them
 /// whitespace, `,`, `=` or `:`.
 pub fn check_port_name(name: &str) -> Result<(), SpecError> {
@@ -103,12 +48,6 @@ pub fn check_port_name(name: &str) -> Result<(), SpecError> {
         Ok(())
     } else {
         Err(SpecError::BadPortName(name.to_owned()))
-    }
-}
-
-impl fmt::Display for PortKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -180,7 +119,7 @@ pub enum SpecError {
 }
 
 fn known_kinds() -> String {
-    PortKind::ALL.map(PortKind::name).join(", ")
+    PortKind::SPEC_KINDS.map(PortKind::name).join(", ")
 }
 
 impl PortSpec {
@@ -192,7 +131,7 @@ impl PortSpec {
     ) -> Result<Self, SpecError> {
         let kind = match kind {
             None => PortKind::Tap,
-            Some(k) => PortKind::ALL
+            Some(k) => PortKind::SPEC_KINDS
                 .into_iter()
                 .find(|known| known.name() == k)
                 .ok_or_else(|| SpecError::UnknownKind(k.to_owned()))?,
@@ -294,6 +233,8 @@ impl PortSpec {
                 let peer = peer.map(PathBuf::from);
                 (name, Target::Dgram { path, peer })
             }
+            // Not in SPEC_KINDS, so never parsed: refused like any kind a spec cannot name.
+            PortKind::Internal => return Err(SpecError::UnknownKind(kind.to_string())),
         };
         Ok(PortSpec {
             name,

@@ -317,7 +317,7 @@ impl Reactor {
         if self.port_id(spec.name.as_str()).is_some() {
             return Err(format!("port {} is already attached", spec.name));
         }
-        let port = port::open(spec).map_err(|e| e.to_string())?;
+        let port = port::open(&spec.name, &spec.target).map_err(|e| e.to_string())?;
         self.attach_opened(spec, port)
     }
 

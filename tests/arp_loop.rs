@@ -12,6 +12,7 @@ use smoltcp::wire::{
 };
 use vswitch::bridge::{BridgeConfig, DropReason, PortConfig, PortId};
 use vswitch::config::OwnAddress;
+use vswitch::port::PortKind;
 use vswitch::wire::MacAddr;
 
 fn arp(dst: [u8; 6], op: u8, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
@@ -169,5 +170,5 @@ fn the_switch_answers_arp_and_ping_for_its_own_address() {
     h[1].expect_silence();
     let reactor = sw.finish();
     let own = reactor.port_id("test").expect("the internal port");
-    assert_eq!(reactor.port(own).unwrap().kind(), "internal");
+    assert_eq!(reactor.port(own).unwrap().kind(), PortKind::Internal);
 }

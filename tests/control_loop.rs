@@ -100,7 +100,7 @@ fn the_table_ports_and_counters_are_visible_and_editable() {
     let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["p0", "p1", "p2"]);
     assert_eq!(ports[0].macs, 1);
-    assert_eq!(ports[0].kind, "pair");
+    assert_eq!(ports[0].kind, "dgram");
 
     let stats: Vec<PortStatsRow> = serde_json::from_value(ok(
         &dir,

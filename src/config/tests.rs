@@ -40,6 +40,11 @@ fn spec_rejections_name_the_problem() {
         e.contains("\"vxlan\"") && e.contains("known kinds: tap"),
         "{e}"
     );
+    // The switch's own port has a kind, but no spec can name it.
+    assert_eq!(
+        spec("internal:x").unwrap_err().to_string(),
+        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram)"
+    );
     let e = spec("tap:").unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
     let e = spec("averyveryverylongname").unwrap_err().to_string();

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::bridge::{PortId, PortStats};
 use crate::config::{Config, PortSpec};
-use crate::port;
+use crate::port::{self, PortKind};
 use crate::reactor::Reactor;
 use crate::wire::vlan::MAX_VID;
 
@@ -124,7 +124,9 @@ fn check_vlan(vlan: u16) -> Result<(), String> {
 
 /// The switch's own port (`--ip`), which only goes with the switch.
 fn is_own_port(reactor: &Reactor, id: PortId) -> bool {
-    reactor.port(id).is_some_and(|p| p.kind() == "internal")
+    reactor
+        .port(id)
+        .is_some_and(|p| p.kind() == PortKind::Internal)
 }
 
 fn port_id(reactor: &Reactor, name: &str) -> Result<PortId, String> {
@@ -138,7 +140,7 @@ fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
     Some(PortInfo {
         id: id.0,
         name: port.name().to_owned(),
-        kind: port.kind().to_owned(),
+        kind: port.kind().to_string(),
         state: reactor.port_state(id).to_owned(),
         macs: reactor.bridge().fdb().port_len(id),
         vlan: reactor
@@ -253,7 +255,7 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
             Some(id) if reactor.port_target(id) == Some(&spec.target) => retune.push((spec, id)),
             Some(id) => replace.push((spec, id)),
             None => {
-                let port = port::open(spec)
+                let port = port::open(&spec.name, &spec.target)
                     .map_err(|e| format!("reload aborted, nothing changed: {e}"))?;
                 opened.push((spec, port));
             }
@@ -284,7 +286,7 @@ pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
     for (spec, id) in replace {
         // Same name, other kind: it can only reopen once the old one is closed.
         reactor.remove_port(id);
-        match port::open(spec) {
+        match port::open(&spec.name, &spec.target) {
             Ok(port) => match reactor.attach_opened(spec, port) {
                 Ok(_) => reply.replaced.push(spec.name.to_string()),
                 Err(e) => reply.failed.push(e),

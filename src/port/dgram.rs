@@ -15,7 +15,7 @@ use mio::net::UnixDatagram;
 use mio::{Interest, Registry, Token};
 
 use super::unix::clear_stale_socket;
-use super::{Caps, Port};
+use super::{Caps, Port, PortKind};
 use crate::wire::VNET_HDR_LEN;
 
 /// A port exchanging datagrams with one VM.
@@ -54,8 +54,8 @@ impl Port for DgramPort {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "dgram"
+    fn kind(&self) -> PortKind {
+        PortKind::Dgram
     }
 
     fn caps(&self) -> Caps {

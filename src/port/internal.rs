@@ -16,7 +16,7 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr};
 
-use super::{Caps, Port, PortTick};
+use super::{Caps, Port, PortKind, PortTick};
 use crate::wire::{MacAddr, VNET_HDR_LEN};
 
 /// Frames queued in each direction at most; more are dropped (the internal port is not on the
@@ -138,8 +138,8 @@ impl Port for InternalPort {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "internal"
+    fn kind(&self) -> PortKind {
+        PortKind::Internal
     }
 
     fn caps(&self) -> Caps {

@@ -6,6 +6,7 @@ pub mod internal;
 pub mod netdev;
 pub mod stream;
 pub mod tap;
+mod target;
 mod unix;
 
 use std::io;
@@ -17,8 +18,7 @@ pub use dgram::DgramPort;
 pub use netdev::{NetdevOpenError, NetdevPort};
 pub use stream::StreamPort;
 pub use tap::{TapOpenError, TapPort};
-
-use crate::config::{PortSpec, Target};
+pub use target::{PortKind, Target};
 
 /// A port could not be opened; the message names it and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -36,22 +36,21 @@ pub enum OpenError {
     },
 }
 
-/// Opens the port a spec describes.
-pub fn open(spec: &PortSpec) -> Result<Box<dyn Port>, OpenError> {
+/// Opens the port `name` on `target`. `name` is what users call the port (for a TAP or netdev
+/// it is the interface name, which the target holds too).
+pub fn open(name: &str, target: &Target) -> Result<Box<dyn Port>, OpenError> {
     let socket_error = |path: &std::path::Path| {
-        let name = spec.name.clone();
+        let name = name.to_owned();
         let path = path.display().to_string();
         move |source| OpenError::Socket { name, path, source }
     };
-    Ok(match &spec.target {
-        Target::Tap(name) => Box::new(TapPort::open(name)?),
-        Target::Netdev(name) => Box::new(NetdevPort::open(name)?),
-        Target::Stream(path) => {
-            Box::new(StreamPort::open(&spec.name, path).map_err(socket_error(path))?)
+    Ok(match target {
+        Target::Tap(ifname) => Box::new(TapPort::open(ifname)?),
+        Target::Netdev(ifname) => Box::new(NetdevPort::open(ifname)?),
+        Target::Stream(path) => Box::new(StreamPort::open(name, path).map_err(socket_error(path))?),
+        Target::Dgram { path, peer } => {
+            Box::new(DgramPort::open(name, path, peer.as_deref()).map_err(socket_error(path))?)
         }
-        Target::Dgram { path, peer } => Box::new(
-            DgramPort::open(&spec.name, path, peer.as_deref()).map_err(socket_error(path))?,
-        ),
     })
 }
 
@@ -84,8 +83,8 @@ pub trait Port: Send {
     /// The name users know the port by (the interface name for a TAP).
     fn name(&self) -> &str;
 
-    /// The kind, as written in a port spec (`tap`, ...).
-    fn kind(&self) -> &'static str;
+    /// The kind of port; its [`PortKind::name`] is what `port list` shows.
+    fn kind(&self) -> PortKind;
 
     fn caps(&self) -> Caps;
 

@@ -14,7 +14,7 @@ use log::{debug, info, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use super::{Caps, Port, PortTick};
+use super::{Caps, Port, PortKind, PortTick};
 use crate::sys::packet::{self, PacketSocket};
 use crate::sys::{IfName, netdev};
 use crate::wire::FRAME_BUF_LEN;
@@ -196,8 +196,8 @@ impl Port for NetdevPort {
         self.name.as_str()
     }
 
-    fn kind(&self) -> &'static str {
-        "netdev"
+    fn kind(&self) -> PortKind {
+        PortKind::Netdev
     }
 
     fn caps(&self) -> Caps {

@@ -15,7 +15,7 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
 use super::unix::{clear_stale_socket, socket_name};
-use super::{Caps, Port};
+use super::{Caps, Port, PortKind};
 use crate::wire::{ETHERNET_HEADER_LEN, MAX_FRAME_LEN, VNET_HDR_LEN};
 
 /// Bytes of unsent frames kept for a slow VM before new frames are dropped.
@@ -191,8 +191,8 @@ impl Port for StreamPort {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "stream"
+    fn kind(&self) -> PortKind {
+        PortKind::Stream
     }
 
     fn caps(&self) -> Caps {

@@ -8,7 +8,7 @@ use log::{debug, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use super::{Caps, Port};
+use super::{Caps, Port, PortKind};
 use crate::sys::IfName;
 use crate::sys::netdev;
 use crate::sys::tun::{Tap, TunError, TunStep};
@@ -90,8 +90,8 @@ impl Port for TapPort {
         self.tap.name()
     }
 
-    fn kind(&self) -> &'static str {
-        "tap"
+    fn kind(&self) -> PortKind {
+        PortKind::Tap
     }
 
     fn caps(&self) -> Caps {

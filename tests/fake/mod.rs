@@ -17,12 +17,13 @@ use nix::sys::time::TimeVal;
 
 use vswitch::bridge::{BridgeConfig, PortConfig, VlanMode};
 use vswitch::control::server::ControlServer;
-use vswitch::port::{Caps, Port};
+use vswitch::port::{Caps, Port, PortKind};
 use vswitch::reactor::{READ_BUDGET, Reactor, StopHandle};
 use vswitch::wire::VNET_HDR_LEN;
 
 /// The switch's end of a socketpair, as a port. With `offloads` the virtio-net header travels
-/// in-band, like on a TAP; without, the wire carries bare Ethernet frames.
+/// in-band, like on a TAP; without, the wire carries bare Ethernet frames. It calls itself a
+/// `dgram` port, the real kind it is closest to: a Unix socket, one frame per message.
 pub struct PairPort {
     name: String,
     file: File,
@@ -33,8 +34,8 @@ impl Port for PairPort {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "pair"
+    fn kind(&self) -> PortKind {
+        PortKind::Dgram
     }
     fn caps(&self) -> Caps {
         Caps {

@@ -1,0 +1,96 @@
+//! The port layer's own vocabulary: the kinds of port and what a port is opened on. It lives
+//! here, not in `config`, so dependencies point down: config builds a [`Target`] from a port
+//! spec and [`super::open`] opens it, without ports ever knowing about config.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::sys::IfName;
+
+/// The kinds of port the switch has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    /// A TAP device the switch owns (creates, or attaches to if persistent and free).
+    Tap,
+    /// An existing interface (a QEMU tap, a veth end), attached through AF_PACKET.
+    Netdev,
+    /// A Unix stream socket for QEMU's `-netdev stream` (4-byte length, then the frame).
+    Stream,
+    /// A Unix datagram socket for QEMU's `-netdev dgram` (one frame per datagram).
+    Dgram,
+    /// The switch's own port (`--ip`): the switch makes it, so no port spec names it.
+    Internal,
+}
+
+impl PortKind {
+    /// The kinds a port spec can name, in the order error messages list them.
+    pub const SPEC_KINDS: [PortKind; 4] = [
+        PortKind::Tap,
+        PortKind::Netdev,
+        PortKind::Stream,
+        PortKind::Dgram,
+    ];
+
+    /// The kind as a port spec writes it and `port list` shows it (`tap`, ..., `internal`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Netdev => "netdev",
+            PortKind::Stream => "stream",
+            PortKind::Dgram => "dgram",
+            PortKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a port is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Tap(IfName),
+    Netdev(IfName),
+    /// The socket the switch listens on.
+    Stream(PathBuf),
+    /// The socket the switch binds, and where it sends until a datagram says otherwise.
+    Dgram {
+        path: PathBuf,
+        peer: Option<PathBuf>,
+    },
+}
+
+impl Target {
+    /// The kind of port opened on this target; never [`PortKind::Internal`].
+    pub fn kind(&self) -> PortKind {
+        match self {
+            Target::Tap(_) => PortKind::Tap,
+            Target::Netdev(_) => PortKind::Netdev,
+            Target::Stream(_) => PortKind::Stream,
+            Target::Dgram { .. } => PortKind::Dgram,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_print_as_specs_and_port_list_write_them() {
+        let all = [
+            (PortKind::Tap, "tap"),
+            (PortKind::Netdev, "netdev"),
+            (PortKind::Stream, "stream"),
+            (PortKind::Dgram, "dgram"),
+            (PortKind::Internal, "internal"),
+        ];
+        for (kind, name) in all {
+            assert_eq!((kind.name(), kind.to_string().as_str()), (name, name));
+        }
+        assert!(!PortKind::SPEC_KINDS.contains(&PortKind::Internal));
+    }
+}
