@@ -1,0 +1,298 @@
+//! The TOML config file's schema: the tables serde reads (with spans), checked into a
+//! [`FileConfig`] whose every error names the file, the line and the problem. Ports are written
+//! as `[[port]]` tables but go through the `--port` grammar; relative socket paths are taken
+//! relative to the file.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use smoltcp::wire::IpCidr;
+use toml::Spanned;
+
+use super::spec::{PortSpec, check_port_name};
+use super::{
+    ArpBinding, BUSY_POLL_RANGE, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, parse_cidr,
+    parse_own_mac, parse_switch_name,
+};
+use crate::port::{PortKind, Target};
+use crate::wire::MacAddr;
+use crate::wire::vlan::MAX_VID;
+
+/// The config file, checked: every key known, every value in range, every port valid.
+#[derive(Debug, Default)]
+pub(super) struct FileConfig {
+    pub(super) name: Option<String>,
+    pub(super) ctl_socket: Option<PathBuf>,
+    pub(super) mac_ageing: Option<u32>,
+    pub(super) mac_table_size: Option<u32>,
+    pub(super) busy_poll: Option<u32>,
+    pub(super) arp_suppress: Option<bool>,
+    pub(super) ips: Vec<IpCidr>,
+    pub(super) ip_mac: Option<MacAddr>,
+    pub(super) ip_vlan: Option<u16>,
+    pub(super) ports: Vec<PortSpec>,
+    pub(super) arp_bindings: Vec<ArpBinding>,
+}
+
+/// The file as TOML lays it out; spans locate errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    name: Option<Spanned<String>>,
+    ctl_socket: Option<PathBuf>,
+    mac_ageing: Option<Spanned<u32>>,
+    mac_table_size: Option<Spanned<u32>>,
+    busy_poll: Option<Spanned<u32>>,
+    arp_suppress: Option<bool>,
+    ip: Option<Spanned<OneOrMany>>,
+    ip_mac: Option<Spanned<String>>,
+    ip_vlan: Option<Spanned<u16>>,
+    #[serde(default)]
+    port: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    arp: Vec<Spanned<RawArp>>,
+}
+
+/// `ip = "10.0.0.254/24"` or `ip = ["10.0.0.254/24", "fd00::fe/64"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArp {
+    ip: String,
+    mac: String,
+    port: String,
+    #[serde(default)]
+    vlan: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: Option<String>,
+    kind: Option<String>,
+    /// The socket of a `stream` or `dgram` port.
+    path: Option<String>,
+    peer: Option<String>,
+    vlan: Option<u16>,
+    trunk: Option<RawTrunk>,
+    native: Option<u16>,
+    #[serde(rename = "arp-suppress")]
+    arp_suppress: Option<bool>,
+    #[serde(rename = "arp-guard")]
+    arp_guard: Option<bool>,
+}
+
+/// `trunk = "10,20,30-40"` or `trunk = [10, 20]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTrunk {
+    Text(String),
+    List(Vec<u16>),
+}
+
+impl RawPort {
+    /// The options as the command-line grammar has them.
+    fn options(&self) -> Vec<(&'static str, String)> {
+        let mut options = Vec::new();
+        if let (Some(_), Some(name)) = (&self.path, &self.name) {
+            options.push(("name", name.clone()));
+        }
+        if let Some(peer) = &self.peer {
+            options.push(("peer", peer.clone()));
+        }
+        if let Some(v) = self.vlan {
+            options.push(("vlan", v.to_string()));
+        }
+        match &self.trunk {
+            Some(RawTrunk::Text(t)) => options.push(("trunk", t.clone())),
+            Some(RawTrunk::List(l)) => options.push((
+                "trunk",
+                l.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
+            )),
+            None => {}
+        }
+        if let Some(n) = self.native {
+            options.push(("native", n.to_string()));
+        }
+        let on = |b: bool| if b { "on" } else { "off" }.to_owned();
+        if let Some(b) = self.arp_suppress {
+            options.push(("arp-suppress", on(b)));
+        }
+        if let Some(b) = self.arp_guard {
+            options.push(("arp-guard", on(b)));
+        }
+        options
+    }
+}
+
+impl FileConfig {
+    pub(super) fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        FileConfig::parse(path, &text)
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        /// A relative socket path in the file is relative to the file, not to wherever
+        /// vswitchd started.
+        fn from_file_dir(file: &Path, p: &mut PathBuf) {
+            if let Some(dir) = file.parent().filter(|_| p.is_relative()) {
+                *p = dir.join(&*p);
+            }
+        }
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let fail = |offset: usize, message: String| ConfigError::File {
+            path: path.to_owned(),
+            line: line_of(offset),
+            message,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            fail(offset, e.message().trim().to_owned())
+        })?;
+        let ranged = |key: &str,
+                      value: Option<Spanned<u32>>,
+                      range: std::ops::RangeInclusive<u32>|
+         -> Result<Option<u32>, ConfigError> {
+            match value {
+                Some(v) if !range.contains(v.get_ref()) => Err(fail(
+                    v.span().start,
+                    format!(
+                        "{key} = {} is out of range ({} to {})",
+                        v.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+                v => Ok(v.map(Spanned::into_inner)),
+            }
+        };
+        let name = match raw.name {
+            Some(n) => Some(parse_switch_name(n.get_ref()).map_err(|m| fail(n.span().start, m))?),
+            None => None,
+        };
+        let mut ports: Vec<PortSpec> = Vec::new();
+        for entry in raw.port {
+            let at = entry.span().start;
+            let raw = entry.into_inner();
+            let options = raw.options();
+            let options: Vec<(&str, &str)> =
+                options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            // A socket port is named by its path (and optionally `name`), others by `name`.
+            let (head, label) = match (&raw.path, &raw.name) {
+                (Some(path), _) => (path.as_str(), path.as_str()),
+                (None, Some(name)) => (name.as_str(), name.as_str()),
+                (None, None) => return Err(fail(at, "port: needs name (or path)".to_owned())),
+            };
+            let mut spec = PortSpec::new(raw.kind.as_deref(), head, &options)
+                .map_err(|e| fail(at, format!("port {label:?}: {e}")))?;
+            match &mut spec.target {
+                Target::Stream(p) => from_file_dir(path, p),
+                Target::Dgram { path: p, peer } => {
+                    from_file_dir(path, p);
+                    if let Some(peer) = peer {
+                        from_file_dir(path, peer);
+                    }
+                }
+                Target::Tap(_) | Target::Netdev(_) => {}
+            }
+            if raw.path.is_some() && !matches!(spec.kind(), PortKind::Stream | PortKind::Dgram) {
+                return Err(fail(
+                    at,
+                    format!("port {label:?}: path is for stream and dgram ports"),
+                ));
+            }
+            if ports.iter().any(|p| p.name == spec.name) {
+                return Err(fail(
+                    at,
+                    format!("port {} is listed more than once", spec.name),
+                ));
+            }
+            ports.push(spec);
+        }
+        let ips = match raw.ip {
+            None => Vec::new(),
+            Some(v) => {
+                let at = v.span().start;
+                let list = match v.into_inner() {
+                    OneOrMany::One(s) => vec![s],
+                    OneOrMany::Many(l) => l,
+                };
+                list.iter()
+                    .map(|s| parse_cidr(s).map_err(|m| fail(at, m)))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let ip_mac = match raw.ip_mac {
+            None => None,
+            Some(m) => Some(parse_own_mac(m.get_ref()).map_err(|e| fail(m.span().start, e))?),
+        };
+        let ip_vlan = match raw.ip_vlan {
+            None => None,
+            Some(v) if (1..=MAX_VID).contains(v.get_ref()) => Some(v.into_inner()),
+            Some(v) => {
+                return Err(fail(
+                    v.span().start,
+                    format!("ip-vlan = {} is out of range (1 to {MAX_VID})", v.get_ref()),
+                ));
+            }
+        };
+        let mut arp_bindings = Vec::new();
+        for entry in raw.arp {
+            let at = entry.span().start;
+            let a = entry.into_inner();
+            let ip =
+                a.ip.parse::<Ipv4Addr>()
+                    .map_err(|_| fail(at, format!("arp: ip {:?} is not an IPv4 address", a.ip)))?;
+            let mac = a
+                .mac
+                .parse::<MacAddr>()
+                .ok()
+                .filter(MacAddr::is_learnable_source)
+                .ok_or_else(|| fail(at, format!("arp: mac {:?} is not a unicast MAC", a.mac)))?;
+            check_port_name(&a.port).map_err(|e| fail(at, format!("arp: {e}")))?;
+            let port = a.port;
+            if a.vlan > MAX_VID {
+                return Err(fail(
+                    at,
+                    format!("arp: vlan {} is out of range (0 to {MAX_VID})", a.vlan),
+                ));
+            }
+            arp_bindings.push(ArpBinding {
+                ip,
+                mac,
+                port,
+                vlan: a.vlan,
+            });
+        }
+        let ctl_socket = raw.ctl_socket.map(|mut p| {
+            from_file_dir(path, &mut p);
+            p
+        });
+        Ok(FileConfig {
+            name,
+            ctl_socket,
+            mac_ageing: ranged("mac-ageing", raw.mac_ageing, MAC_AGEING_RANGE)?,
+            mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
+            busy_poll: ranged("busy-poll", raw.busy_poll, BUSY_POLL_RANGE)?,
+            arp_suppress: raw.arp_suppress,
+            ips,
+            ip_mac,
+            ip_vlan,
+            ports,
+            arp_bindings,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;
