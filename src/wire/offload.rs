@@ -5,21 +5,20 @@
 //!
 //! The frame given is never modified: other egress ports may still want it as it is. Results
 //! are built in a scratch buffer the caller keeps, one segment at a time.
+//!
+//! Segments are read and rewritten through smoltcp's IPv4, IPv6 and TCP views.
+
+use smoltcp::wire::{
+    IPV4_HEADER_LEN, IPV6_HEADER_LEN, IpAddress, Ipv4Packet, Ipv6Packet, TcpPacket,
+};
 
 use super::EthernetProtocol;
 use super::vlan;
 use super::vnet::{GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHeader};
 
-const PROTO_TCP: u8 = 6;
-
 /// The smallest MSS accepted (Linux's TCP_MIN_MSS): a smaller one would turn one frame into
 /// thousands of segments.
 const MIN_MSS: usize = 88;
-
-/// TCP flags.
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
-const CWR: u8 = 0x80;
 
 /// Why a frame could not be finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +31,7 @@ pub enum FinishError {
 
 /// The ones' complement sum of `data` (as 16-bit big-endian words) added to `sum`, unfolded.
 /// Carries are folded once, in [`fold`]: a u64 holds the plain sum of 2^48 words, far more than
-/// any buffer.
+/// any buffer (smoltcp's `checksum::data` sums into a u32, which 128 KiB would overflow).
 fn sum_words(mut sum: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(2);
     for w in &mut chunks {
@@ -91,6 +90,7 @@ fn complete_csum(eth: &mut [u8], start: usize, at: usize) -> Result<(), FinishEr
     if at + 2 > eth.len() || start > at {
         return Err(FinishError::Malformed);
     }
+    // No UDP or TCP view here: the header says where the checksum is, not which protocol.
     let mut csum = checksum(&eth[start..]);
     // UDP (its checksum is 6 bytes in) sends a computed 0 as all ones; 0 means "none".
     if at - start == 6 && csum == 0 {
@@ -98,14 +98,6 @@ fn complete_csum(eth: &mut [u8], start: usize, at: usize) -> Result<(), FinishEr
     }
     eth[at..at + 2].copy_from_slice(&csum.to_be_bytes());
     Ok(())
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// Cuts a TCP super-frame into segments of `gso_size` payload bytes.
@@ -118,86 +110,75 @@ fn segment_tcp(
     let hdr = VnetHeader::new_unchecked(frame);
     let eth = &frame[VNET_HDR_LEN..];
     let bad = FinishError::Malformed;
-    let Some((l3, ethertype)) = vlan::l3(eth) else {
-        return Err(bad);
-    };
+    let (l3, ethertype) = vlan::l3(eth).ok_or(bad)?;
     // TCP starts where the partial checksum does.
     let l4 = usize::from(hdr.csum_start());
-    if l4 + 20 > eth.len() {
-        return Err(bad);
-    }
-    let Some(ip_hlen) = l4.checked_sub(l3) else {
-        return Err(bad);
-    };
-    let ip_ok = if ipv6 {
-        ethertype == EthernetProtocol::Ipv6 && ip_hlen >= 40
+    let tcp = eth.get(l4..).ok_or(bad)?;
+    let tcp = TcpPacket::new_checked(tcp).map_err(|_| bad)?;
+    let ip_hlen = l4.checked_sub(l3).ok_or(bad)?;
+    // Unchecked IP views: `new_checked` would refuse a length field that segmenting rewrites.
+    let ipv4_id = if ipv6 {
+        if ethertype != EthernetProtocol::Ipv6 || ip_hlen < IPV6_HEADER_LEN {
+            return Err(bad);
+        }
+        0
     } else {
-        let ihl = usize::from(eth[l3] & 0x0f) * 4;
-        ethertype == EthernetProtocol::Ipv4 && eth[l3] >> 4 == 4 && ihl >= 20 && ihl == ip_hlen
+        let ip = Ipv4Packet::new_unchecked(&eth[l3..]);
+        let ihl = usize::from(ip.header_len());
+        if ethertype != EthernetProtocol::Ipv4
+            || ip.version() != 4
+            || ihl < IPV4_HEADER_LEN
+            || ihl != ip_hlen
+        {
+            return Err(bad);
+        }
+        ip.ident()
     };
-    if !ip_ok {
-        return Err(bad);
-    }
-    let tcp_hlen = usize::from(eth[l4 + 12] >> 4) * 4;
+    let tcp_hlen = usize::from(tcp.header_len());
     let headers = l4 + tcp_hlen;
+    let payload = tcp.payload();
     let mss = usize::from(hdr.gso_size());
     // Each segment's IP length must fit its 16-bit field.
-    let largest = ip_hlen + tcp_hlen + mss.min(eth.len() - headers.min(eth.len()));
-    if tcp_hlen < 20 || headers > eth.len() || mss < MIN_MSS || largest > 65535 {
+    if mss < MIN_MSS || ip_hlen + tcp_hlen + mss.min(payload.len()) > 65535 {
         return Err(bad);
     }
-    let payload = &eth[headers..];
     let count = payload.len().div_ceil(mss).max(1);
-    let seq = be32(eth, l4 + 4);
-    let flags = eth[l4 + 13];
-    let ipv4_id = if ipv6 { 0 } else { be16(eth, l3 + 4) };
+    let seq = tcp.seq_number();
 
     for (i, chunk) in payload
         .chunks(mss)
         .chain(payload.is_empty().then_some(&[][..]))
         .enumerate()
     {
-        let first = i == 0;
-        let last = i + 1 == count;
         scratch.clear();
         scratch.resize(VNET_HDR_LEN, 0);
         scratch.extend_from_slice(&eth[..headers]);
         scratch.extend_from_slice(chunk);
-        let seg = &mut scratch[VNET_HDR_LEN..];
+        let (ip, tcp) = scratch[VNET_HDR_LEN + l3..].split_at_mut(ip_hlen);
         let l4_len = tcp_hlen + chunk.len();
-        if ipv6 {
-            let len = (ip_hlen - 40 + l4_len) as u16;
-            seg[l3 + 4..l3 + 6].copy_from_slice(&len.to_be_bytes());
+        let (src, dst): (IpAddress, IpAddress) = if ipv6 {
+            let mut ip = Ipv6Packet::new_unchecked(ip);
+            ip.set_payload_len((ip_hlen - IPV6_HEADER_LEN + l4_len) as u16);
+            (ip.src_addr().into(), ip.dst_addr().into())
         } else {
-            let total = (ip_hlen + l4_len) as u16;
-            seg[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-            let id = ipv4_id.wrapping_add(i as u16);
-            seg[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
-            seg[l3 + 10..l3 + 12].fill(0);
-            let csum = checksum(&seg[l3..l4]);
-            seg[l3 + 10..l3 + 12].copy_from_slice(&csum.to_be_bytes());
-        }
-        let seg_seq = seq.wrapping_add((i * mss) as u32);
-        seg[l4 + 4..l4 + 8].copy_from_slice(&seg_seq.to_be_bytes());
-        let mut f = flags;
-        if !last {
-            f &= !(FIN | PSH);
-        }
-        if !first {
-            f &= !CWR;
-        }
-        seg[l4 + 13] = f;
-        // The checksum over the pseudo-header, the TCP header and this segment's payload.
-        seg[l4 + 16..l4 + 18].fill(0);
-        let mut sum = if ipv6 {
-            sum_words(0, &seg[l3 + 8..l3 + 40])
-        } else {
-            sum_words(0, &seg[l3 + 12..l3 + 20])
+            let mut ip = Ipv4Packet::new_unchecked(ip);
+            ip.set_total_len((ip_hlen + l4_len) as u16);
+            ip.set_ident(ipv4_id.wrapping_add(i as u16));
+            ip.fill_checksum();
+            (ip.src_addr().into(), ip.dst_addr().into())
         };
-        sum += u64::from(PROTO_TCP);
-        sum += l4_len as u64;
-        let csum = fold(sum_words(sum, &seg[l4..]));
-        seg[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
+        let mut tcp = TcpPacket::new_unchecked(tcp);
+        tcp.set_seq_number(seq + i * mss);
+        // As a NIC's TSO: FIN and PSH on the last segment only, CWR on the first only.
+        if i + 1 != count {
+            tcp.set_fin(false);
+            tcp.set_psh(false);
+        }
+        if i != 0 {
+            tcp.set_cwr(false);
+        }
+        // Over the pseudo-header, the TCP header and this segment's payload.
+        tcp.fill_checksum(&src, &dst);
         emit(scratch);
     }
     Ok(())

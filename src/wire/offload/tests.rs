@@ -6,6 +6,11 @@ use smoltcp::wire::{IpAddress, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet,
 use super::*;
 use crate::wire::vnet::{F_NEEDS_CSUM, GSO_ECN};
 
+/// TCP flag bits, as the byte 13 bytes into the header holds them.
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+const CWR: u8 = 0x80;
+
 const SRC4: [u8; 4] = [10, 0, 0, 1];
 const DST4: [u8; 4] = [10, 0, 0, 2];
 const SRC6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
