@@ -45,7 +45,8 @@ fn init_logging(level: log::LevelFilter) {
 fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let mut reactor =
         Reactor::new(&config.name, config.bridge).context("cannot create the event loop")?;
-    reactor.set_busy_poll(Duration::from_micros(u64::from(config.busy_poll)));
+    let switch = reactor.switch_mut();
+    switch.set_busy_poll(Duration::from_micros(u64::from(config.busy_poll)));
     // Installed before any port opens, so a signal during startup still ends in a clean exit.
     reactor
         .handle_signals()
@@ -55,23 +56,24 @@ fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     reactor
         .serve_control(control)
         .context("cannot watch the control socket")?;
+    let switch = reactor.switch_mut();
     for spec in &config.ports {
-        reactor.attach(spec).map_err(anyhow::Error::msg)?;
+        switch.attach(spec).map_err(anyhow::Error::msg)?;
     }
     if let Some(own) = &config.own {
-        reactor
+        switch
             .attach_own_address(own)
             .context("cannot attach the switch's own port")?;
     }
     for binding in &config.arp_bindings {
-        reactor
+        switch
             .add_arp_binding(binding)
             .map_err(anyhow::Error::msg)?;
     }
     if let Some(path) = &args.config {
         let (path, args) = (path.clone(), args.clone());
         let load = Box::new(move || args.config().map_err(|e| e.to_string()));
-        reactor.set_config_source(&path, load, config.clone());
+        switch.set_config_source(&path, load, config.clone());
     }
     if config.ports.is_empty() {
         warn!("no ports yet; add them with `vswitchctl port add SPEC`");

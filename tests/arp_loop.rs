@@ -80,7 +80,7 @@ fn a_suppressed_request_is_answered_on_the_requesters_port_only() {
     let reactor = sw.finish();
     let c = reactor.bridge().arp().counters();
     assert_eq!(c.suppressed, 1);
-    assert_eq!(reactor.bridge().port_stats(PortId(0)).unwrap().tx_frames, 2);
+    assert_eq!(reactor.port_stats(PortId(0)).unwrap().tx_frames, 2);
 }
 
 #[test]
@@ -102,7 +102,10 @@ fn the_guard_keeps_a_forgery_from_other_hosts() {
     let reactor = sw.finish();
     let b = reactor.bridge();
     assert_eq!(
-        b.port_stats(PortId(2)).unwrap().drops(DropReason::ArpGuard),
+        reactor
+            .port_stats(PortId(2))
+            .unwrap()
+            .drops(DropReason::ArpGuard),
         1
     );
     assert_eq!(

@@ -178,7 +178,7 @@ fn a_vm_that_reconnects_gets_its_port_back() {
     vm.send(&f);
     h0.expect(&with_header(&f));
     let reactor = sw.finish();
-    let stats = reactor.bridge().port_stats(PortId(1)).unwrap();
+    let stats = reactor.port_stats(PortId(1)).unwrap();
     assert!(stats.drops(DropReason::LinkDown) >= 1, "{stats:?}");
 }
 
@@ -295,7 +295,7 @@ fn a_dgram_port_learns_the_vm_and_follows_it() {
     let n = vm.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], &g[..]);
     let reactor = sw.finish();
-    let stats = reactor.bridge().port_stats(PortId(1)).unwrap();
+    let stats = reactor.port_stats(PortId(1)).unwrap();
     assert_eq!(stats.drops(DropReason::LinkDown), 2, "{stats:?}");
 }
 
@@ -353,7 +353,7 @@ fn a_dgram_port_with_a_peer_ignores_other_senders() {
         detail.contains("VM at") && detail.contains("vm.sock") && detail.contains("4 datagrams"),
         "{detail}"
     );
-    let stats = reactor.bridge().port_stats(PortId(1)).unwrap();
+    let stats = reactor.port_stats(PortId(1)).unwrap();
     assert_eq!(stats.rx_frames, 1, "{stats:?}");
 }
 

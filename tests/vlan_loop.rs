@@ -100,7 +100,6 @@ fn frames_outside_a_port_s_vlans_go_nowhere() {
     let reactor = sw.finish();
     let filtered = |p: u16| {
         reactor
-            .bridge()
             .port_stats(vswitch::bridge::PortId(p))
             .unwrap()
             .drops(vswitch::bridge::DropReason::VlanFiltered)

@@ -2,34 +2,34 @@
 
 use std::collections::BTreeMap;
 
-use log::{info, warn};
+use log::info;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::reload::reload;
 use super::{
-    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, PortInfo, PortStatsRow, ReloadReply,
-    Request, ShowReply,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, PortInfo, PortStatsRow, Request,
+    ShowReply,
 };
 use crate::bridge::{PortId, PortStats};
-use crate::config::{Config, PortSpec};
-use crate::port::{self, PortKind};
-use crate::reactor::Reactor;
+use crate::config::PortSpec;
+use crate::switch::Switch;
 use crate::wire::vlan::MAX_VID;
 
 /// Runs one request; `Err` is the message the client sees.
-pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String> {
+pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
     match request {
-        Request::Show {} => to_value(show(reactor)),
-        Request::FdbShow {} => to_value(fdb_show(reactor)),
+        Request::Show {} => to_value(show(switch)),
+        Request::FdbShow {} => to_value(fdb_show(switch)),
         Request::FdbFlush { port } => {
-            let id = port.as_deref().map(|n| port_id(reactor, n)).transpose()?;
-            let removed = reactor.bridge_mut().flush(id);
+            let id = port.as_deref().map(|n| port_id(switch, n)).transpose()?;
+            let removed = switch.bridge_mut().flush(id);
             Ok(serde_json::json!({ "removed": removed }))
         }
         Request::FdbAdd { port, mac, vlan } => {
             check_vlan(vlan)?;
-            let id = port_id(reactor, &port)?;
-            reactor
+            let id = port_id(switch, &port)?;
+            switch
                 .bridge_mut()
                 .add_static(id, vlan, mac)
                 .map_err(|e| format!("cannot add {mac} on {port}: {e}"))?;
@@ -37,14 +37,14 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
         }
         Request::FdbDel { mac, vlan } => {
             check_vlan(vlan)?;
-            if reactor.bridge_mut().remove_mac(vlan, mac) {
+            if switch.bridge_mut().remove_mac(vlan, mac) {
                 Ok(Value::Null)
             } else {
                 Err(format!("no entry for {mac} in VLAN {vlan}"))
             }
         }
         Request::FdbStats {} => {
-            let fdb = reactor.bridge().fdb();
+            let fdb = switch.bridge().fdb();
             let c = fdb.counters();
             to_value(FdbStatsReply {
                 entries: fdb.len(),
@@ -56,43 +56,43 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
                 evicted: c.evicted,
             })
         }
-        Request::PortList {} => to_value(port_infos(reactor)),
+        Request::PortList {} => to_value(port_infos(switch)),
         Request::PortAdd { spec } => {
             let spec: PortSpec = spec.parse().map_err(|e| format!("{e}"))?;
-            let id = reactor.attach(&spec)?;
-            reactor.release_from_config(spec.name.as_str());
-            to_value(port_info(reactor, id))
+            let id = switch.attach(&spec)?;
+            switch.release_from_config(spec.name.as_str());
+            to_value(port_info(switch, id))
         }
         Request::PortDel { name } => {
-            let id = port_id(reactor, &name)?;
-            if is_own_port(reactor, id) {
+            let id = port_id(switch, &name)?;
+            if switch.is_own_port(id) {
                 return Err(format!(
                     "{name} is the switch's own port (--ip); it goes when the switch does"
                 ));
             }
-            let macs = reactor.bridge().fdb().port_len(id);
-            reactor.remove_port(id);
-            reactor.release_from_config(&name);
+            let macs = switch.bridge().fdb().port_len(id);
+            switch.remove_port(id);
+            switch.release_from_config(&name);
             info!("port {name} deleted by a control client");
             Ok(serde_json::json!({ "name": name, "macs_removed": macs }))
         }
         Request::PortStats { name } => {
             let ids = match name {
-                Some(n) => vec![port_id(reactor, &n)?],
-                None => reactor.bridge().ports().collect(),
+                Some(n) => vec![port_id(switch, &n)?],
+                None => switch.bridge().ports().collect(),
             };
             let rows: Vec<PortStatsRow> = ids
                 .into_iter()
                 .filter_map(|id| {
-                    let name = reactor.port(id)?.name().to_owned();
-                    Some(stats_row(name, reactor.bridge().port_stats(id)?))
+                    let name = switch.port(id)?.name().to_owned();
+                    Some(stats_row(name, &switch.port_stats(id)?))
                 })
                 .collect();
             to_value(rows)
         }
-        Request::ArpShow {} => to_value(arp_show(reactor)),
+        Request::ArpShow {} => to_value(arp_show(switch)),
         Request::ArpStats {} => {
-            let arp = reactor.bridge().arp();
+            let arp = switch.bridge().arp();
             let c = arp.counters();
             to_value(ArpStatsReply {
                 entries: arp.len(),
@@ -103,10 +103,10 @@ pub fn execute(reactor: &mut Reactor, request: Request) -> Result<Value, String>
                 suppressed: c.suppressed,
                 guarded: c.guarded,
                 malformed: c.malformed,
-                suppress: reactor.bridge().config().arp_suppress,
+                suppress: switch.bridge().config().arp_suppress,
             })
         }
-        Request::Reload {} => to_value(reload(reactor)?),
+        Request::Reload {} => to_value(reload(switch)?),
         Request::Version {} => Ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
     }
 }
@@ -122,28 +122,21 @@ fn check_vlan(vlan: u16) -> Result<(), String> {
     Ok(())
 }
 
-/// The switch's own port (`--ip`), which only goes with the switch.
-fn is_own_port(reactor: &Reactor, id: PortId) -> bool {
-    reactor
-        .port(id)
-        .is_some_and(|p| p.kind() == PortKind::Internal)
-}
-
-fn port_id(reactor: &Reactor, name: &str) -> Result<PortId, String> {
-    reactor
+fn port_id(switch: &Switch, name: &str) -> Result<PortId, String> {
+    switch
         .port_id(name)
         .ok_or_else(|| format!("no port named {name:?}"))
 }
 
-fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
-    let port = reactor.port(id)?;
+fn port_info(switch: &Switch, id: PortId) -> Option<PortInfo> {
+    let port = switch.port(id)?;
     Some(PortInfo {
         id: id.0,
         name: port.name().to_owned(),
         kind: port.kind().to_string(),
-        state: reactor.port_state(id).to_owned(),
-        macs: reactor.bridge().fdb().port_len(id),
-        vlan: reactor
+        state: switch.port_state(id).to_owned(),
+        macs: switch.bridge().fdb().port_len(id),
+        vlan: switch
             .bridge()
             .vlan_mode(id)
             .map(ToString::to_string)
@@ -152,38 +145,38 @@ fn port_info(reactor: &Reactor, id: PortId) -> Option<PortInfo> {
     })
 }
 
-fn port_infos(reactor: &Reactor) -> Vec<PortInfo> {
-    reactor
+fn port_infos(switch: &Switch) -> Vec<PortInfo> {
+    switch
         .bridge()
         .ports()
-        .filter_map(|id| port_info(reactor, id))
+        .filter_map(|id| port_info(switch, id))
         .collect()
 }
 
-fn show(reactor: &Reactor) -> ShowReply {
-    let fdb = reactor.bridge().fdb();
+fn show(switch: &Switch) -> ShowReply {
+    let fdb = switch.bridge().fdb();
     ShowReply {
-        name: reactor.name().to_owned(),
+        name: switch.name().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        uptime: reactor.now().as_secs(),
-        config: reactor.config_path().map(|p| p.display().to_string()),
+        uptime: switch.now().as_secs(),
+        config: switch.config_path().map(|p| p.display().to_string()),
         fdb: FdbSummary {
             entries: fdb.len(),
             static_entries: fdb.static_len(),
             max: fdb.capacity(),
             ageing: fdb.ageing(),
         },
-        ports: port_infos(reactor),
+        ports: port_infos(switch),
     }
 }
 
-fn fdb_show(reactor: &Reactor) -> Vec<FdbRow> {
-    let mut rows: Vec<FdbRow> = reactor
+fn fdb_show(switch: &Switch) -> Vec<FdbRow> {
+    let mut rows: Vec<FdbRow> = switch
         .bridge()
         .fdb()
-        .entries(reactor.now())
+        .entries(switch.now())
         .map(|e| FdbRow {
-            port: reactor.port_name(e.port),
+            port: switch.port_name(e.port),
             vlan: e.vlan,
             mac: e.mac,
             age: e.age,
@@ -194,16 +187,16 @@ fn fdb_show(reactor: &Reactor) -> Vec<FdbRow> {
     rows
 }
 
-fn arp_show(reactor: &Reactor) -> Vec<ArpRow> {
-    let mut rows: Vec<ArpRow> = reactor
+fn arp_show(switch: &Switch) -> Vec<ArpRow> {
+    let mut rows: Vec<ArpRow> = switch
         .bridge()
         .arp()
-        .entries(reactor.now())
+        .entries(switch.now())
         .map(|e| ArpRow {
             vlan: e.vlan,
             ip: e.ip,
             mac: e.mac,
-            port: reactor.port_name(e.port),
+            port: switch.port_name(e.port),
             age: e.age,
             is_static: e.age.is_none(),
         })
@@ -224,150 +217,4 @@ fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
             .map(|(r, n)| (r.name().to_owned(), n))
             .collect::<BTreeMap<_, _>>(),
     }
-}
-
-/// Re-reads the config file and makes the ports match it: ports the file lists that are not
-/// attached start (including ones that died or were deleted since), ports it no longer lists
-/// stop, listed ports whose VLAN settings changed are re-configured in place, ports whose kind
-/// or target (interface, socket path, peer) changed are closed and reopened, and the others
-/// are not touched: their frames keep flowing. Table settings apply at once. Only ports that
-/// came from the file are ever stopped; one attached at runtime with `port-add` is left alone,
-/// or adopted if the file now lists it. A bad file, or a new port that cannot be opened,
-/// changes nothing.
-pub fn reload(reactor: &mut Reactor) -> Result<ReloadReply, String> {
-    let new = reactor.load_config()?;
-    let old = reactor
-        .applied_config()
-        .cloned()
-        .ok_or("vswitchd was started without --config; there is nothing to reload")?;
-    let mut reply = ReloadReply::default();
-
-    // Plan, opening every new port before changing anything so a failure changes nothing.
-    let mut retune = Vec::new();
-    let mut replace = Vec::new();
-    let mut opened = Vec::new();
-    for spec in &new.ports {
-        match reactor.port_id(spec.name.as_str()) {
-            Some(id) if is_own_port(reactor, id) => reply.failed.push(format!(
-                "{}: that is the switch's own port (--ip); rename one of them",
-                spec.name
-            )),
-            Some(id) if reactor.port_target(id) == Some(&spec.target) => retune.push((spec, id)),
-            Some(id) => replace.push((spec, id)),
-            None => {
-                let port = port::open(&spec.name, &spec.target)
-                    .map_err(|e| format!("reload aborted, nothing changed: {e}"))?;
-                opened.push((spec, port));
-            }
-        }
-    }
-    let dropped: Vec<&PortSpec> = old
-        .ports
-        .iter()
-        .filter(|o| !new.ports.iter().any(|n| n.name == o.name))
-        .collect();
-
-    for spec in dropped {
-        if let Some(id) = reactor.port_id(spec.name.as_str()) {
-            reactor.remove_port(id);
-        }
-        reply.removed.push(spec.name.to_string());
-    }
-    for (spec, id) in retune {
-        let config = spec.port_config();
-        if reactor.bridge().port_config(id) == Some(&config) {
-            reply.unchanged.push(spec.name.to_string());
-        } else {
-            reactor.bridge_mut().set_port_config(id, config);
-            info!("port {}: now {spec}", spec.name);
-            reply.reconfigured.push(spec.name.to_string());
-        }
-    }
-    for (spec, id) in replace {
-        // Same name, other kind: it can only reopen once the old one is closed.
-        reactor.remove_port(id);
-        match port::open(&spec.name, &spec.target) {
-            Ok(port) => match reactor.attach_opened(spec, port) {
-                Ok(_) => reply.replaced.push(spec.name.to_string()),
-                Err(e) => reply.failed.push(e),
-            },
-            Err(e) => reply.failed.push(format!("{}: {e}", spec.name)),
-        }
-    }
-    for (spec, port) in opened {
-        match reactor.attach_opened(spec, port) {
-            Ok(_) => reply.added.push(spec.name.to_string()),
-            Err(e) => reply.failed.push(e),
-        }
-    }
-    reply.unchanged.sort();
-
-    if new.bridge != old.bridge {
-        reactor.bridge_mut().set_config(new.bridge);
-    }
-    if new.busy_poll != old.busy_poll {
-        reactor.set_busy_poll(std::time::Duration::from_micros(u64::from(new.busy_poll)));
-    }
-    // Bindings that left the file go first; then every listed one is (re)applied, since a
-    // replaced port took its bindings with it.
-    for binding in old
-        .arp_bindings
-        .iter()
-        .filter(|b| !new.arp_bindings.contains(b))
-    {
-        reactor
-            .bridge_mut()
-            .remove_arp_static(binding.vlan, binding.ip);
-    }
-    for binding in &new.arp_bindings {
-        if let Err(e) = reactor.add_arp_binding(binding) {
-            reply.failed.push(e);
-        }
-    }
-    if new.own != old.own {
-        reply
-            .needs_restart
-            .push("the switch's own address (ip, ip-mac, ip-vlan)".to_owned());
-    }
-    if new.name != old.name {
-        reply
-            .needs_restart
-            .push(format!("name: {} -> {}", old.name, new.name));
-    }
-    if new.ctl_socket != old.ctl_socket {
-        reply.needs_restart.push(format!(
-            "ctl-socket: {} -> {}",
-            old.ctl_socket.display(),
-            new.ctl_socket.display()
-        ));
-    }
-    info!(
-        "config reloaded: {} added, {} removed, {} reconfigured, {} replaced, {} unchanged, {} failed",
-        reply.added.len(),
-        reply.removed.len(),
-        reply.reconfigured.len(),
-        reply.replaced.len(),
-        reply.unchanged.len(),
-        reply.failed.len()
-    );
-    // On SIGHUP nobody reads the reply: failures must reach the log.
-    for failure in &reply.failed {
-        warn!("reload: {failure}");
-    }
-    // From now on the file manages the ports it lists that are attached; a failed one is
-    // tried again at the next reload.
-    let attached: Vec<PortSpec> = new
-        .ports
-        .iter()
-        .filter(|s| reactor.port_id(s.name.as_str()).is_some())
-        .cloned()
-        .collect();
-    reactor.set_applied_config(Config {
-        name: old.name,
-        ctl_socket: old.ctl_socket,
-        own: old.own,
-        ports: attached,
-        ..new
-    });
-    Ok(reply)
 }

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod commands;
+mod reload;
 pub mod server;
 
 use std::collections::BTreeMap;

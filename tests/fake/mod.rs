@@ -150,7 +150,7 @@ pub fn pair(name: &str, offloads: bool) -> (PairPort, Host) {
 /// A running switch with plain (no offload) ports, stopped and returned by [`Switch::finish`].
 pub struct Switch {
     stop: StopHandle,
-    thread: Option<JoinHandle<Reactor>>,
+    thread: Option<JoinHandle<vswitch::switch::Switch>>,
 }
 
 impl Switch {
@@ -182,11 +182,11 @@ impl Switch {
         Switch::start_full(ports, BridgeConfig::default(), READ_BUDGET, None)
     }
 
-    /// Starts a switch with per-port settings, after `setup` has had the reactor.
+    /// Starts a switch with per-port settings, after `setup` has had it.
     pub fn start_custom(
         ports: Vec<(PairPort, PortConfig)>,
         config: BridgeConfig,
-        setup: impl FnOnce(&mut Reactor),
+        setup: impl FnOnce(&mut vswitch::switch::Switch),
     ) -> Switch {
         Switch::spawn(Switch::build(ports, config, READ_BUDGET, None), setup)
     }
@@ -212,17 +212,20 @@ impl Switch {
             reactor.serve_control(control).unwrap();
         }
         for (p, config) in ports {
-            reactor.add_port_with(Box::new(p), config).unwrap();
+            reactor
+                .switch_mut()
+                .add_port_with(Box::new(p), config)
+                .unwrap();
         }
         reactor
     }
 
-    fn spawn(mut reactor: Reactor, setup: impl FnOnce(&mut Reactor)) -> Switch {
-        setup(&mut reactor);
+    fn spawn(mut reactor: Reactor, setup: impl FnOnce(&mut vswitch::switch::Switch)) -> Switch {
+        setup(reactor.switch_mut());
         let stop = reactor.stop_handle();
         let thread = std::thread::spawn(move || {
             reactor.run().unwrap();
-            reactor
+            reactor.into_switch()
         });
         Switch {
             stop,
@@ -230,7 +233,8 @@ impl Switch {
         }
     }
 
-    pub fn finish(mut self) -> Reactor {
+    /// Stops the loop and returns the switch, to look at its tables and counters.
+    pub fn finish(mut self) -> vswitch::switch::Switch {
         self.stop.stop();
         self.thread.take().unwrap().join().unwrap()
     }

@@ -30,10 +30,13 @@ pub enum DropReason {
     VlanFiltered,
     /// ARP dropped by the guard: its sender claimed an address bound to another MAC and port.
     ArpGuard,
+    /// The egress port's queue was full: frames held for later (a delay, a rate limit, a ring
+    /// that is momentarily full) past its bound.
+    QueueFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -45,6 +48,7 @@ impl DropReason {
         DropReason::PortGone,
         DropReason::VlanFiltered,
         DropReason::ArpGuard,
+        DropReason::QueueFull,
     ];
 
     /// The name used in logs and statistics.
@@ -61,6 +65,7 @@ impl DropReason {
             DropReason::PortGone => "port_gone",
             DropReason::VlanFiltered => "vlan_filtered",
             DropReason::ArpGuard => "arp_guard",
+            DropReason::QueueFull => "queue_full",
         }
     }
 
@@ -75,8 +80,34 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// Frames and bytes through one port. Bytes count the Ethernet frame without the virtio-net
-/// header; a GSO super-frame counts as one frame.
+/// Frames and bytes in one direction of one port, and the frames dropped there by reason.
+/// Bytes count the Ethernet frame without the virtio-net header; a GSO super-frame counts as one
+/// frame. The core keeps a port's receive side (ingress drops included); the datapath keeps its
+/// transmit side, where sends happen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub frames: u64,
+    pub bytes: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    pub fn count(&mut self, bytes: usize) {
+        self.frames += 1;
+        self.bytes += bytes as u64;
+    }
+
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+}
+
+/// Frames and bytes through one port, both directions, and its drops by reason (ingress
+/// reasons counted on receive, egress reasons on transmit).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortStats {
     pub rx_frames: u64,
@@ -87,6 +118,17 @@ pub struct PortStats {
 }
 
 impl PortStats {
+    /// One port's statistics from its receive and transmit counters.
+    pub fn new(rx: &Counters, tx: &Counters) -> PortStats {
+        PortStats {
+            rx_frames: rx.frames,
+            rx_bytes: rx.bytes,
+            tx_frames: tx.frames,
+            tx_bytes: tx.bytes,
+            drops: std::array::from_fn(|i| rx.drops[i] + tx.drops[i]),
+        }
+    }
+
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()]
     }
@@ -98,20 +140,6 @@ impl PortStats {
     /// Each reason with its count, in [`DropReason::ALL`] order.
     pub fn drop_counts(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL.iter().map(|&r| (r, self.drops(r)))
-    }
-
-    pub(crate) fn count_rx(&mut self, bytes: usize) {
-        self.rx_frames += 1;
-        self.rx_bytes += bytes as u64;
-    }
-
-    pub(crate) fn count_tx(&mut self, bytes: usize) {
-        self.tx_frames += 1;
-        self.tx_bytes += bytes as u64;
-    }
-
-    pub(crate) fn count_drop(&mut self, reason: DropReason) {
-        self.drops[reason.index()] += 1;
     }
 }
 
@@ -128,13 +156,14 @@ mod tests {
 
     #[test]
     fn counts_add_up() {
-        let mut s = PortStats::default();
-        s.count_rx(60);
-        s.count_rx(1514);
-        s.count_tx(42);
-        s.count_drop(DropReason::TxFull);
-        s.count_drop(DropReason::TxFull);
-        s.count_drop(DropReason::Malformed);
+        let (mut rx, mut tx) = (Counters::default(), Counters::default());
+        rx.count(60);
+        rx.count(1514);
+        tx.count(42);
+        tx.count_drop(DropReason::TxFull);
+        tx.count_drop(DropReason::TxFull);
+        rx.count_drop(DropReason::Malformed);
+        let s = PortStats::new(&rx, &tx);
         assert_eq!((s.rx_frames, s.rx_bytes), (2, 1574));
         assert_eq!((s.tx_frames, s.tx_bytes), (1, 42));
         assert_eq!(s.drops(DropReason::TxFull), 2);

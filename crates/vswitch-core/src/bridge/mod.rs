@@ -1,9 +1,14 @@
 //! The forwarding core: given a frame, the port it came in on and the time, decide where it goes.
 //!
-//! Nothing here reads a clock or touches a file descriptor. The reactor passes every frame and
-//! the current time in and carries out the [`Verdict`]; that keeps the switch's behaviour
-//! testable, benchmarkable and fuzzable without root or real ports.
+//! Nothing here reads a clock or touches a file descriptor. The datapath passes every frame and
+//! the current time in and carries out the [`Verdict`], which holds everything the core decided
+//! (a reply to send, a guard event to log); that keeps the switch's behaviour testable,
+//! benchmarkable and fuzzable without root or real ports.
+//!
+//! [`Bridge::ingress`] runs two of a frame's stages: admission ([`admission`]: what the ingress
+//! port's settings let in, and into which VLAN) and the decision (learn, look up, verdict).
 
+pub mod admission;
 pub mod arp;
 pub mod fdb;
 pub mod stats;
@@ -13,11 +18,11 @@ pub mod vlan;
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::vlan as tag;
 use crate::wire::{EthernetFrame, EthernetProtocol, MacAddr};
-pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo};
+use admission::Ingress;
+pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo, ArpReply};
 pub use fdb::{Fdb, FdbCounters, FdbEntry, TableFull};
-pub use stats::{DropReason, PortStats};
+pub use stats::{Counters, DropReason, PortStats};
 use std::net::Ipv4Addr;
 pub use vlan::{Egress, VlanMode, VlanSet};
 
@@ -88,18 +93,22 @@ pub enum Verdict {
     Flood { vlan: u16 },
     /// Do not send it anywhere; the reason is already counted on the ingress port.
     Drop(DropReason),
-    /// Send [`Bridge::reply`] (an answer the switch made, e.g. to an ARP request) back out of
-    /// the ingress port, in this VLAN; the frame itself goes nowhere.
-    Reply { vlan: u16 },
+    /// Send `frame` (an answer the switch made to an ARP request) back out of the ingress
+    /// port, in this VLAN; the frame itself goes nowhere.
+    Reply { vlan: u16, frame: ArpReply },
+    /// Dropped by the ARP guard (counted as [`DropReason::ArpGuard`]); the event says what was
+    /// claimed and who holds it, for the edge to log.
+    Guarded(GuardEvent),
 }
 
 #[derive(Debug)]
 struct PortState {
-    stats: PortStats,
+    /// Received frames and the drops at admission and decision.
+    rx: Counters,
     config: PortConfig,
 }
 
-/// The last ARP the guard dropped, for the edge to log.
+/// An ARP the guard dropped, for the edge to log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuardEvent {
     pub port: PortId,
@@ -110,42 +119,6 @@ pub struct GuardEvent {
     pub is_static: bool,
 }
 
-/// What the ingress port's settings make of a frame, copied out so the tables can be borrowed.
-struct Ingress {
-    port: PortId,
-    vlan: u16,
-    guarded: bool,
-    suppress: bool,
-    /// Where the frame's payload starts, past any 802.1Q tag, and its EtherType.
-    l3: usize,
-    ethertype: EthernetProtocol,
-}
-
-impl Ingress {
-    /// What `config`, the settings of `port`, make of `frame` (`arp_suppress` is the
-    /// switch-wide default), or why the frame is dropped.
-    fn admit(
-        port: PortId,
-        config: &PortConfig,
-        arp_suppress: bool,
-        frame: &[u8],
-    ) -> Result<Ingress, DropReason> {
-        let (l3, ethertype) = tag::l3(frame).ok_or(DropReason::Malformed)?;
-        let vlan = config
-            .vlan
-            .ingress(tag::tci(frame).map(tag::vid))
-            .ok_or(DropReason::VlanFiltered)?;
-        Ok(Ingress {
-            port,
-            vlan,
-            guarded: config.arp_guard,
-            suppress: config.arp_suppress.unwrap_or(arp_suppress),
-            l3,
-            ethertype,
-        })
-    }
-}
-
 /// The switch's state: its ports, their counters and settings, the MAC and ARP tables.
 #[derive(Debug)]
 pub struct Bridge {
@@ -153,9 +126,6 @@ pub struct Bridge {
     arp: Arp,
     ports: Vec<Option<PortState>>,
     arp_suppress: bool,
-    /// The frame of the last [`Verdict::Reply`].
-    reply: Vec<u8>,
-    guard_event: Option<GuardEvent>,
 }
 
 impl Bridge {
@@ -165,8 +135,6 @@ impl Bridge {
             arp: Arp::new(config.mac_table_size, config.mac_ageing),
             ports: Vec::new(),
             arp_suppress: config.arp_suppress,
-            reply: Vec::with_capacity(64),
-            guard_event: None,
         }
     }
 
@@ -192,18 +160,18 @@ impl Bridge {
             }
         };
         self.ports[index] = Some(PortState {
-            stats: PortStats::default(),
+            rx: Counters::default(),
             config: config.into(),
         });
         PortId(u16::try_from(index).expect("at most 65536 ports"))
     }
 
-    /// Detaches a port: its MAC entries go with it. Returns its final counters.
-    pub fn remove_port(&mut self, port: PortId) -> Option<PortStats> {
+    /// Detaches a port: its MAC entries go with it. Returns its final receive counters.
+    pub fn remove_port(&mut self, port: PortId) -> Option<Counters> {
         let state = self.ports.get_mut(port.index())?.take()?;
         self.fdb.remove_port(port);
         self.arp.remove_port(port);
-        Some(state.stats)
+        Some(state.rx)
     }
 
     /// The port's VLAN mode.
@@ -267,16 +235,6 @@ impl Bridge {
         self.arp.remove(vlan, ip)
     }
 
-    /// The frame of the last [`Verdict::Reply`].
-    pub fn reply(&self) -> &[u8] {
-        &self.reply
-    }
-
-    /// The ARP the guard dropped last, once (for logging).
-    pub fn take_guard_event(&mut self) -> Option<GuardEvent> {
-        self.guard_event.take()
-    }
-
     fn state(&self, port: PortId) -> Option<&PortState> {
         self.ports.get(port.index())?.as_ref()
     }
@@ -298,8 +256,9 @@ impl Bridge {
         &self.fdb
     }
 
-    pub fn port_stats(&self, port: PortId) -> Option<&PortStats> {
-        Some(&self.state(port)?.stats)
+    /// The port's receive side: frames in, and frames dropped at admission and decision.
+    pub fn counters(&self, port: PortId) -> Option<&Counters> {
+        Some(&self.state(port)?.rx)
     }
 
     /// Decides the fate of `frame` (an Ethernet frame, without virtio-net header) that arrived
@@ -309,15 +268,20 @@ impl Bridge {
         let Some(state) = self.ports.get_mut(index).and_then(Option::as_mut) else {
             return Verdict::Drop(DropReason::PortGone);
         };
-        state.stats.count_rx(frame.len());
+        state.rx.count(frame.len());
         let verdict = match Ingress::admit(port, &state.config, self.arp_suppress, frame) {
             Ok(ingress) => self.decide(&ingress, frame, now),
             Err(reason) => Verdict::Drop(reason),
         };
-        if let Verdict::Drop(reason) = verdict
+        let dropped = match verdict {
+            Verdict::Drop(reason) => Some(reason),
+            Verdict::Guarded(_) => Some(DropReason::ArpGuard),
+            _ => None,
+        };
+        if let Some(reason) = dropped
             && let Some(state) = &mut self.ports[index]
         {
-            state.stats.count_drop(reason);
+            state.rx.count_drop(reason);
         }
         verdict
     }
@@ -376,13 +340,6 @@ impl Bridge {
         self.fdb.expire(now)
     }
 
-    /// Counts a frame of `bytes` sent on `port`.
-    pub fn count_tx(&mut self, port: PortId, bytes: usize) {
-        if let Some(state) = self.state_mut(port) {
-            state.stats.count_tx(bytes);
-        }
-    }
-
     /// The rest of [`Bridge::ingress`], for a frame the port's settings admit.
     fn decide(&mut self, ingress: &Ingress, frame: &[u8], now: Duration) -> Verdict {
         let &Ingress {
@@ -409,13 +366,12 @@ impl Bridge {
             && let Some((mac, holder_port, is_static)) = self.arp.clash(vlan, arp, port, guarded)
         {
             self.arp.count_guarded();
-            self.guard_event = Some(GuardEvent {
+            return Verdict::Guarded(GuardEvent {
                 port,
                 arp: *arp,
                 holder: (mac, holder_port),
                 is_static,
             });
-            return Verdict::Drop(DropReason::ArpGuard);
         }
         self.fdb.learn(vlan, src, port, now);
         if let Some(arp) = &arp {
@@ -424,9 +380,11 @@ impl Bridge {
                 && suppress
                 && let Some(owner) = self.arp.answer(vlan, arp, port)
             {
-                arp::build_reply(arp, owner, &mut self.reply);
                 self.arp.count_suppressed();
-                return Verdict::Reply { vlan };
+                return Verdict::Reply {
+                    vlan,
+                    frame: ArpReply::new(arp, owner),
+                };
             }
         }
         if dst.is_multicast() {
@@ -452,13 +410,6 @@ impl Bridge {
             self.arp.count_malformed();
         }
         info
-    }
-
-    /// Counts a frame that could not be sent on `port`.
-    pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
-        if let Some(state) = self.state_mut(port) {
-            state.stats.count_drop(reason);
-        }
     }
 }
 

@@ -256,25 +256,41 @@ impl Arp {
     }
 }
 
-/// Writes into `out` (cleared first) the Ethernet frame answering `request` for `owner`:
-/// Ethernet from the owner to the requester, an ARP reply saying the target address is at the
-/// owner's MAC. Byte for byte what the Linux bridge sends with `neigh_suppress` (42 bytes, no
-/// padding).
-pub fn build_reply(request: &ArpInfo, owner: MacAddr, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&request.sender_mac.0);
-    out.extend_from_slice(&owner.0);
-    out.extend_from_slice(&u16::from(EthernetProtocol::Arp).to_be_bytes());
-    out.resize(ETHERNET_HEADER_LEN + ARP_LEN, 0);
-    let mut packet = ArpPacket::new_unchecked(&mut out[ETHERNET_HEADER_LEN..]);
-    ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: EthernetAddress(owner.0),
-        source_protocol_addr: request.target_ip,
-        target_hardware_addr: EthernetAddress(request.sender_mac.0),
-        target_protocol_addr: request.sender_ip,
+/// An ARP reply the switch made, as an Ethernet frame: small and fixed-size, so a verdict can
+/// carry it by value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ArpReply([u8; ETHERNET_HEADER_LEN + ARP_LEN]);
+
+impl ArpReply {
+    /// The Ethernet frame answering `request` for `owner`: Ethernet from the owner to the
+    /// requester, an ARP reply saying the target address is at the owner's MAC. Byte for byte
+    /// what the Linux bridge sends with `neigh_suppress` (42 bytes, no padding).
+    pub fn new(request: &ArpInfo, owner: MacAddr) -> ArpReply {
+        let mut frame = [0; ETHERNET_HEADER_LEN + ARP_LEN];
+        frame[..6].copy_from_slice(&request.sender_mac.0);
+        frame[6..12].copy_from_slice(&owner.0);
+        frame[12..14].copy_from_slice(&u16::from(EthernetProtocol::Arp).to_be_bytes());
+        let mut packet = ArpPacket::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..]);
+        ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: EthernetAddress(owner.0),
+            source_protocol_addr: request.target_ip,
+            target_hardware_addr: EthernetAddress(request.sender_mac.0),
+            target_protocol_addr: request.sender_ip,
+        }
+        .emit(&mut packet);
+        ArpReply(frame)
     }
-    .emit(&mut packet);
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ArpReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArpReply({:02x?})", &self.0[..])
+    }
 }
 
 #[cfg(test)]
@@ -329,8 +345,7 @@ mod tests {
 
     #[test]
     fn the_reply_is_byte_exact() {
-        let mut out = Vec::new();
-        build_reply(&request(A, ip(1), ip(2)), B, &mut out);
+        let out = ArpReply::new(&request(A, ip(1), ip(2)), B);
         let want: [u8; 42] = [
             0x02, 0, 0, 0, 0, 0x0a, // to the requester
             0x02, 0, 0, 0, 0, 0x0b, // from the owner
@@ -339,7 +354,7 @@ mod tests {
             0x02, 0, 0, 0, 0, 0x0b, 10, 0, 0, 2, // 10.0.0.2 is at B
             0x02, 0, 0, 0, 0, 0x0a, 10, 0, 0, 1, // to A at 10.0.0.1
         ];
-        assert_eq!(out, want);
+        assert_eq!(out.as_bytes(), want);
     }
 
     #[test]

@@ -1,0 +1,46 @@
+//! Stage 2 of a frame's path, ingress admission: what the ingress port's settings let in, and
+//! into which VLAN. A frame refused here is dropped and counted on its ingress port with the
+//! reason returned; storm control and port security belong here too.
+
+use super::stats::DropReason;
+use super::{PortConfig, PortId};
+use crate::wire::EthernetProtocol;
+use crate::wire::vlan as tag;
+
+/// What the ingress port's settings make of a frame, copied out so the tables can be borrowed.
+pub(super) struct Ingress {
+    pub port: PortId,
+    pub vlan: u16,
+    pub guarded: bool,
+    pub suppress: bool,
+    /// Where the frame's payload starts, past any 802.1Q tag, and its EtherType.
+    pub l3: usize,
+    pub ethertype: EthernetProtocol,
+}
+
+impl Ingress {
+    /// What `config`, the settings of `port`, make of `frame` (`arp_suppress` is the
+    /// switch-wide default), or why the frame is dropped: [`DropReason::Malformed`] when it is
+    /// shorter than its Ethernet header and tag, [`DropReason::VlanFiltered`] when its VLAN is
+    /// not the port's.
+    pub fn admit(
+        port: PortId,
+        config: &PortConfig,
+        arp_suppress: bool,
+        frame: &[u8],
+    ) -> Result<Ingress, DropReason> {
+        let (l3, ethertype) = tag::l3(frame).ok_or(DropReason::Malformed)?;
+        let vlan = config
+            .vlan
+            .ingress(tag::tci(frame).map(tag::vid))
+            .ok_or(DropReason::VlanFiltered)?;
+        Ok(Ingress {
+            port,
+            vlan,
+            guarded: config.arp_guard,
+            suppress: config.arp_suppress.unwrap_or(arp_suppress),
+            l3,
+            ethertype,
+        })
+    }
+}

@@ -1,0 +1,317 @@
+//! One frame's path through the switch, stage by stage, without the event loop: the reactor
+//! says which port is ready and what time it is, the datapath does the rest. Testable with
+//! in-memory ports, without mio or root.
+//!
+//! | stage | where |
+//! |---|---|
+//! | 1. receive | [`Datapath::service`]: `Port::recv` into the one [`frame::FrameBuf`] |
+//! | 2. ingress admission | [`crate::bridge::admission`] (malformed, VLAN classification) |
+//! | 3. decision | [`crate::bridge::Bridge::ingress`]: learn, look up, [`Verdict`] |
+//! | 4. taps | [`taps`]: copies for capture and mirrors, rx here and tx after shaping |
+//! | 5. egress shaping | [`egress`]: VLAN tag, software checksum and segmentation |
+//! | 6. egress queue | [`queue`]: per port, bounded, released by the loop's timer |
+//! | 7. send | [`ports`]: `Port::send`, tx counters, errors to drops or removal |
+//!
+//! A frame dropped at stages 2-3 is counted on its ingress port by the core, at stages 5-7 on
+//! its egress port here.
+
+mod egress;
+mod frame;
+mod ports;
+pub mod queue;
+pub mod taps;
+
+use std::io;
+use std::time::Duration;
+
+use log::warn;
+
+use crate::bridge::{
+    Bridge, BridgeConfig, DropReason, GuardEvent, PortConfig, PortId, PortStats, Verdict,
+};
+use crate::port::Port;
+use egress::InFlight;
+use ports::{PortTable, Sent, Slot, describe_gone};
+use taps::{Direction, Taps};
+
+/// What a turn of one port did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Serviced {
+    /// Frames read.
+    pub frames: usize,
+    /// The port may have more: it used its whole budget.
+    pub more: bool,
+}
+
+/// The switch's frame path: the forwarding core, the ports, and the frame in flight.
+pub struct Datapath {
+    bridge: Bridge,
+    ports: PortTable,
+    out: InFlight,
+    /// Scratch list of flood targets, kept to avoid allocating per frame.
+    targets: Vec<PortId>,
+}
+
+impl Datapath {
+    pub fn new(config: BridgeConfig) -> Datapath {
+        Datapath {
+            bridge: Bridge::new(config),
+            ports: PortTable::default(),
+            out: InFlight::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    pub fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    pub fn bridge_mut(&mut self) -> &mut Bridge {
+        &mut self.bridge
+    }
+
+    /// Capture and mirror taps.
+    pub fn taps_mut(&mut self) -> &mut Taps {
+        &mut self.out.taps
+    }
+
+    /// Attaches a port with `config`; it forwards from its next frame.
+    pub fn add_port(&mut self, port: Box<dyn Port>, config: PortConfig) -> PortId {
+        let id = self.bridge.add_port_with(config);
+        self.ports.insert(id, Slot::new(port));
+        id
+    }
+
+    /// Detaches a port: its MAC entries and held frames are forgotten, and the port is returned
+    /// (dropping it closes it).
+    pub fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+        let slot = self.ports.remove(id)?;
+        self.bridge.remove_port(id);
+        self.out.after.held.retain(|&p| p != id);
+        Some(slot.port)
+    }
+
+    /// Attached ports in increasing order.
+    pub fn ports(&self) -> impl Iterator<Item = PortId> + '_ {
+        self.bridge.ports()
+    }
+
+    pub fn port(&self, id: PortId) -> Option<&dyn Port> {
+        self.ports.get(id).map(|s| &*s.port)
+    }
+
+    pub fn port_mut(&mut self, id: PortId) -> Option<&mut dyn Port> {
+        Some(&mut *self.ports.get_mut(id)?.port)
+    }
+
+    /// The number of the attached port called `name`.
+    pub fn port_id(&self, name: &str) -> Option<PortId> {
+        self.ports()
+            .find(|&id| self.port(id).is_some_and(|p| p.name() == name))
+    }
+
+    /// The port's name, or its number if it is gone.
+    pub fn port_name(&self, id: PortId) -> String {
+        self.port(id)
+            .map_or_else(|| id.to_string(), |p| p.name().to_owned())
+    }
+
+    /// The port's state: `up`, `link-down` (its last send found the link down), or the
+    /// port's own word when it waits for a peer (`down`, `waiting`).
+    pub fn port_state(&self, id: PortId) -> &'static str {
+        match self.ports.get(id) {
+            Some(slot) if slot.port.state() != "up" => slot.port.state(),
+            Some(slot) if slot.link_down => "link-down",
+            Some(_) => "up",
+            None => "gone",
+        }
+    }
+
+    /// The port's counters, both directions.
+    pub fn port_stats(&self, id: PortId) -> Option<PortStats> {
+        let rx = self.bridge.counters(id)?;
+        let tx = &self.ports.get(id)?.tx;
+        Some(PortStats::new(rx, tx))
+    }
+
+    /// Stages 1 to 7 for up to `budget` frames from port `id` at `now` (time since the switch
+    /// started). A port whose receive fails for good is put on [`Datapath::take_dead`].
+    pub fn service(&mut self, id: PortId, budget: usize, now: Duration) -> Serviced {
+        // The port is out of its slot while its frames are handled, so the others can be
+        // borrowed; a frame never goes back out of the port it came in on, except a reply.
+        let Some(mut slot) = self.ports.take(id) else {
+            return Serviced {
+                frames: 0,
+                more: false,
+            };
+        };
+        let mut done = Serviced {
+            frames: 0,
+            more: true,
+        };
+        for _ in 0..budget {
+            match slot.port.recv(self.out.buf.recv_area()) {
+                Ok(n) => {
+                    self.out.buf.received(n);
+                    self.handle_frame(id, &mut slot, now);
+                    done.frames += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    done.more = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.out.after.dead.push((id, describe_gone(&e)));
+                    done.more = false;
+                    break;
+                }
+            }
+        }
+        self.ports.put(id, slot);
+        done
+    }
+
+    fn handle_frame(&mut self, ingress: PortId, slot: &mut Slot, now: Duration) {
+        let verdict = self.bridge.ingress(ingress, self.out.buf.eth(), now);
+        if !self.out.taps.is_empty() {
+            self.out
+                .taps
+                .copy(ingress, Direction::Rx, self.out.buf.frame(), now);
+        }
+        match verdict {
+            Verdict::Forward { port, vlan } => self.forward(port, vlan, now),
+            Verdict::Flood { vlan } => {
+                let mut targets = std::mem::take(&mut self.targets);
+                targets.extend(self.bridge.flood_targets(ingress, vlan));
+                for &out in &targets {
+                    self.forward(out, vlan, now);
+                }
+                targets.clear();
+                self.targets = targets;
+            }
+            Verdict::Reply { vlan, frame } => {
+                self.out.buf.load(frame.as_bytes());
+                self.out.send(&self.bridge, slot, ingress, vlan, now);
+            }
+            Verdict::Guarded(event) => self.log_guard(slot, &event, now),
+            Verdict::Drop(_) => {}
+        }
+    }
+
+    fn forward(&mut self, out: PortId, vlan: u16, now: Duration) {
+        if let Some(slot) = self.ports.get_mut(out) {
+            self.out.send(&self.bridge, slot, out, vlan, now);
+        }
+    }
+
+    /// Logs an ARP the guard dropped, at most once per second per port.
+    fn log_guard(&self, slot: &mut Slot, event: &GuardEvent, now: Duration) {
+        if !Slot::may_warn(&mut slot.last_guard_log, now) {
+            return;
+        }
+        let (mac, port) = event.holder;
+        let binding = if event.is_static {
+            "is statically bound to"
+        } else {
+            "belongs to"
+        };
+        warn!(
+            "port {}: ARP guard dropped ARP from {} claiming {}, which {binding} {mac} on {}",
+            slot.port.name(),
+            event.arp.sender_mac,
+            event.arp.sender_ip,
+            self.port_name(port)
+        );
+    }
+
+    /// Holds `frame` (virtio-net header + Ethernet, as it goes on `out`'s wire) in `out`'s
+    /// egress queue until `release`; the loop sends it then ([`Datapath::release`]). A full
+    /// queue drops it (counted `queue_full`). Returns whether it was held.
+    pub fn hold(&mut self, out: PortId, frame: &[u8], release: Duration) -> bool {
+        let Some(slot) = self.ports.get_mut(out) else {
+            return false;
+        };
+        if slot.queue.push(frame, release).is_err() {
+            slot.tx.count_drop(DropReason::QueueFull);
+            return false;
+        }
+        self.out.after.note_held(out);
+        true
+    }
+
+    /// When the next held frame is due, if any is held.
+    pub fn next_release(&self) -> Option<Duration> {
+        let held = &self.out.after.held;
+        held.iter()
+            .filter_map(|&id| self.ports.get(id)?.queue.next_release())
+            .min()
+    }
+
+    /// Sends the held frames due at `now`.
+    pub fn release(&mut self, now: Duration) {
+        let mut held = std::mem::take(&mut self.out.after.held);
+        let dead = &mut self.out.after.dead;
+        held.retain(|&id| {
+            let Some(slot) = self.ports.get_mut(id) else {
+                return false;
+            };
+            // Out of the slot while it drains, so the slot can send.
+            let mut queue = std::mem::take(&mut slot.queue);
+            let mut gone = None;
+            queue.release(now, |frame| {
+                if gone.is_none()
+                    && let Sent::Gone(why) = slot.transmit(frame, now)
+                {
+                    gone = Some(why);
+                }
+            });
+            slot.queue = queue;
+            if let Some(why) = gone {
+                dead.push((id, why));
+            }
+            !slot.queue.is_empty()
+        });
+        self.out.after.held = held;
+    }
+
+    /// The ports found gone since the last call, with why: the owner removes them.
+    pub fn take_dead(&mut self) -> Option<(PortId, String)> {
+        self.out.after.dead.pop()
+    }
+
+    /// Lets the ports without a file descriptor work at `now`; those with frames to deliver
+    /// are added to `ready`. Returns when one wants to be ticked again, at the latest.
+    pub fn tick_polled(&mut self, now: Duration, ready: &mut Vec<PortId>) -> Option<Duration> {
+        let mut next: Option<Duration> = None;
+        for i in 0..self.ports.polled().len() {
+            let id = self.ports.polled()[i];
+            let Some(slot) = self.ports.get_mut(id) else {
+                continue;
+            };
+            let tick = slot.port.tick(now);
+            if tick.ready {
+                ready.push(id);
+            }
+            next = match (next, tick.next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        next.map(|d| now + d)
+    }
+
+    /// Whether any port has no file descriptor and must be ticked.
+    pub fn has_polled(&self) -> bool {
+        !self.ports.polled().is_empty()
+    }
+
+    /// Periodic housekeeping at `now`: expires MAC entries and ARP bindings. Returns how many
+    /// MAC entries went.
+    pub fn expire(&mut self, now: Duration) -> usize {
+        self.bridge.tick(now)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! The attached ports as the datapath holds them: each port with its edge state (transmit
+//! counters, link state, egress queue, log rate limits), and stage 7, the send, where a port's
+//! send errors become counted drops or the port's removal.
+
+use std::io;
+use std::time::Duration;
+
+use log::{debug, warn};
+
+use super::queue::EgressQueue;
+use crate::bridge::{Counters, DropReason, PortId};
+use crate::port::Port;
+use crate::wire::VNET_HDR_LEN;
+
+/// Shortest interval between two warnings about the same port.
+pub(super) const WARN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One attached port and what the edge keeps about it.
+pub(super) struct Slot {
+    pub port: Box<dyn Port>,
+    /// Frames sent, and frames that could not be.
+    pub tx: Counters,
+    pub queue: EgressQueue,
+    /// The last send found the link down (EIO); cleared by the next successful send.
+    pub link_down: bool,
+    pub last_warning: Option<Duration>,
+    pub last_guard_log: Option<Duration>,
+}
+
+/// What became of a send.
+pub(super) enum Sent {
+    /// Sent, or dropped and counted.
+    Done,
+    /// The port is gone for good (why, for the log); it must be removed.
+    Gone(String),
+}
+
+impl Slot {
+    pub fn new(port: Box<dyn Port>) -> Slot {
+        Slot {
+            port,
+            tx: Counters::default(),
+            queue: EgressQueue::default(),
+            link_down: false,
+            last_warning: None,
+            last_guard_log: None,
+        }
+    }
+
+    /// Whether a warning about this port may be logged at `now` (at most one per
+    /// [`WARN_INTERVAL`]); if so, the next one waits.
+    pub fn may_warn(last: &mut Option<Duration>, now: Duration) -> bool {
+        if last.is_some_and(|t| now.saturating_sub(t) < WARN_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Writes one frame (virtio-net header + Ethernet) to the port and counts the outcome.
+    pub fn transmit(&mut self, frame: &[u8], now: Duration) -> Sent {
+        let bytes = frame.len() - VNET_HDR_LEN;
+        let err = match self.port.send(frame) {
+            Ok(()) => {
+                self.link_down = false;
+                self.tx.count(bytes);
+                return Sent::Done;
+            }
+            Err(e) => e,
+        };
+        let reason = match classify_send_error(&err) {
+            SendFailure::Gone => {
+                self.tx.count_drop(DropReason::TxError);
+                return Sent::Gone(describe_gone(&err));
+            }
+            SendFailure::Drop(reason) => reason,
+        };
+        self.tx.count_drop(reason);
+        if reason == DropReason::LinkDown {
+            self.link_down = true;
+            // A link that is down (a host that has not brought its side up) is a state, not a
+            // fault: counted, logged only when asked for.
+            debug!("port {}: link down, frame dropped", self.port.name());
+        } else if Slot::may_warn(&mut self.last_warning, now) {
+            warn!(
+                "port {}: dropping frames ({reason}): {err}",
+                self.port.name()
+            );
+        }
+        Sent::Done
+    }
+}
+
+enum SendFailure {
+    /// The port's device or peer is gone for good.
+    Gone,
+    Drop(DropReason),
+}
+
+fn classify_send_error(e: &io::Error) -> SendFailure {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => return SendFailure::Drop(DropReason::TxFull),
+        // A port waiting for its peer (a VM not connected, an interface not there yet).
+        io::ErrorKind::NotConnected => return SendFailure::Drop(DropReason::LinkDown),
+        _ => {}
+    }
+    match e.raw_os_error() {
+        Some(libc::ENOBUFS | libc::ENOMEM) => SendFailure::Drop(DropReason::TxFull),
+        Some(libc::EIO) => SendFailure::Drop(DropReason::LinkDown),
+        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE | libc::ECONNRESET) => {
+            SendFailure::Gone
+        }
+        _ => SendFailure::Drop(DropReason::TxError),
+    }
+}
+
+/// Why a port is gone, for the log.
+pub(super) fn describe_gone(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EBADFD) => format!("its device was deleted ({e})"),
+        _ => e.to_string(),
+    }
+}
+
+/// The attached ports by number, and which of them have no file descriptor and are polled.
+#[derive(Default)]
+pub(super) struct PortTable {
+    slots: Vec<Option<Slot>>,
+    polled: Vec<PortId>,
+}
+
+impl PortTable {
+    pub fn insert(&mut self, id: PortId, slot: Slot) {
+        if self.slots.len() <= id.index() {
+            self.slots.resize_with(id.index() + 1, || None);
+        }
+        if slot.port.caps().polled {
+            self.polled.push(id);
+        }
+        self.slots[id.index()] = Some(slot);
+    }
+
+    pub fn remove(&mut self, id: PortId) -> Option<Slot> {
+        let slot = self.take(id)?;
+        self.polled.retain(|&p| p != id);
+        Some(slot)
+    }
+
+    /// Takes a port out of its place while its own frames are handled (see [`PortTable::put`]).
+    pub fn take(&mut self, id: PortId) -> Option<Slot> {
+        self.slots.get_mut(id.index())?.take()
+    }
+
+    /// Puts back a port [`PortTable::take`] took.
+    pub fn put(&mut self, id: PortId, slot: Slot) {
+        self.slots[id.index()] = Some(slot);
+    }
+
+    pub fn get(&self, id: PortId) -> Option<&Slot> {
+        self.slots.get(id.index())?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: PortId) -> Option<&mut Slot> {
+        self.slots.get_mut(id.index())?.as_mut()
+    }
+
+    pub fn polled(&self) -> &[PortId] {
+        &self.polled
+    }
+}
