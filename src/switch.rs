@@ -235,7 +235,9 @@ impl Switch {
         if let Err(e) = port.deregister(&self.registry) {
             debug!("port {}: deregister: {e}", port.name());
         }
-        self.targets[id.index()] = None;
+        if let Some(target) = self.targets.get_mut(id.index()) {
+            *target = None;
+        }
         Some(port)
     }
 

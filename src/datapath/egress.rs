@@ -10,7 +10,7 @@ use log::debug;
 use super::frame::FrameBuf;
 use super::ports::{Sent, Slot};
 use super::taps::{Direction, Taps};
-use crate::bridge::{Bridge, DropReason, PortId};
+use crate::bridge::{DropReason, Egress, PortId};
 use crate::wire::{FRAME_BUF_LEN, VnetHeader, offload};
 
 /// The frame in flight and what its sends need besides the port: the taps that watch it, a
@@ -54,22 +54,12 @@ impl InFlight {
         }
     }
 
-    /// Sends the frame in flight to `out` (whose slot is `slot`) as a frame of `vlan`, if the
-    /// port carries that VLAN.
-    pub fn send(
-        &mut self,
-        bridge: &Bridge,
-        slot: &mut Slot,
-        out: PortId,
-        vlan: u16,
-        now: Duration,
-    ) {
+    /// Sends the frame in flight to `out` (whose slot is `slot`) as a frame of `vlan`, leaving
+    /// as `egress` says (the core's word for that port and VLAN).
+    pub fn send(&mut self, slot: &mut Slot, out: PortId, vlan: u16, egress: Egress, now: Duration) {
         if self.after.is_dead(out) {
             return;
         }
-        let Some(egress) = bridge.egress(out, vlan) else {
-            return;
-        };
         self.buf.shape(egress, vlan);
         let frame = self.buf.frame();
         if !self.taps.is_empty() {
@@ -106,7 +96,7 @@ fn deliver(slot: &mut Slot, out: PortId, frame: &[u8], now: Duration, after: &mu
         }
         return;
     }
-    if let Sent::Gone(why) = slot.transmit(frame, now) {
+    if let Sent::Gone(why) = slot.transmit(frame, now, false) {
         after.dead.push((out, why));
     }
 }

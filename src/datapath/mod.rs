@@ -27,12 +27,17 @@ use std::time::Duration;
 use log::warn;
 
 use crate::bridge::{
-    Bridge, BridgeConfig, DropReason, GuardEvent, PortConfig, PortId, PortStats, Verdict,
+    Bridge, BridgeConfig, DropReason, Egress, GuardEvent, PortConfig, PortId, PortStats, Verdict,
 };
 use crate::port::Port;
+use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
 use egress::InFlight;
 use ports::{PortTable, Sent, Slot, describe_gone};
 use taps::{Direction, Taps};
+
+/// How long a port that was full when its held frames were due waits before they are tried
+/// again.
+pub const RETRY_FULL: Duration = Duration::from_millis(1);
 
 /// What a turn of one port did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +54,7 @@ pub struct Datapath {
     ports: PortTable,
     out: InFlight,
     /// Scratch list of flood targets, kept to avoid allocating per frame.
-    targets: Vec<PortId>,
+    targets: Vec<(PortId, Egress)>,
 }
 
 impl Datapath {
@@ -75,8 +80,11 @@ impl Datapath {
         &mut self.out.taps
     }
 
-    /// Attaches a port with `config`; it forwards from its next frame.
-    pub fn add_port(&mut self, port: Box<dyn Port>, config: PortConfig) -> PortId {
+    /// Attaches a port with `config`; it forwards from its next frame. (The [`Switch`] also
+    /// registers it with the loop: attach ports through it.)
+    ///
+    /// [`Switch`]: crate::switch::Switch
+    pub(crate) fn add_port(&mut self, port: Box<dyn Port>, config: PortConfig) -> PortId {
         let id = self.bridge.add_port_with(config);
         self.ports.insert(id, Slot::new(port));
         id
@@ -84,10 +92,11 @@ impl Datapath {
 
     /// Detaches a port: its MAC entries and held frames are forgotten, and the port is returned
     /// (dropping it closes it).
-    pub fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+    pub(crate) fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
         let slot = self.ports.remove(id)?;
         self.bridge.remove_port(id);
         self.out.after.held.retain(|&p| p != id);
+        self.out.after.dead.retain(|&(p, _)| p != id);
         Some(slot.port)
     }
 
@@ -180,28 +189,30 @@ impl Datapath {
                 .copy(ingress, Direction::Rx, self.out.buf.frame(), now);
         }
         match verdict {
-            Verdict::Forward { port, vlan } => self.forward(port, vlan, now),
+            Verdict::Forward { port, vlan, egress } => self.forward(port, vlan, egress, now),
             Verdict::Flood { vlan } => {
                 let mut targets = std::mem::take(&mut self.targets);
-                targets.extend(self.bridge.flood_targets(ingress, vlan));
-                for &out in &targets {
-                    self.forward(out, vlan, now);
+                targets.extend(self.bridge.flood(ingress, vlan));
+                for &(out, egress) in &targets {
+                    self.forward(out, vlan, egress, now);
                 }
                 targets.clear();
                 self.targets = targets;
             }
             Verdict::Reply { vlan, frame } => {
-                self.out.buf.load(frame.as_bytes());
-                self.out.send(&self.bridge, slot, ingress, vlan, now);
+                if let Some(egress) = self.bridge.egress(ingress, vlan) {
+                    self.out.buf.load(frame.as_bytes());
+                    self.out.send(slot, ingress, vlan, egress, now);
+                }
             }
             Verdict::Guarded(event) => self.log_guard(slot, &event, now),
             Verdict::Drop(_) => {}
         }
     }
 
-    fn forward(&mut self, out: PortId, vlan: u16, now: Duration) {
+    fn forward(&mut self, out: PortId, vlan: u16, egress: Egress, now: Duration) {
         if let Some(slot) = self.ports.get_mut(out) {
-            self.out.send(&self.bridge, slot, out, vlan, now);
+            self.out.send(slot, out, vlan, egress, now);
         }
     }
 
@@ -227,8 +238,13 @@ impl Datapath {
 
     /// Holds `frame` (virtio-net header + Ethernet, as it goes on `out`'s wire) in `out`'s
     /// egress queue until `release`; the loop sends it then ([`Datapath::release`]). A full
-    /// queue drops it (counted `queue_full`). Returns whether it was held.
+    /// queue drops it (counted `queue_full`). Returns whether it was held: not when the port is
+    /// not attached (or is the one whose frames are being handled), nor when the frame is
+    /// shorter than its headers.
     pub fn hold(&mut self, out: PortId, frame: &[u8], release: Duration) -> bool {
+        if frame.len() < VNET_HDR_LEN + ETHERNET_HEADER_LEN {
+            return false;
+        }
         let Some(slot) = self.ports.get_mut(out) else {
             return false;
         };
@@ -248,7 +264,8 @@ impl Datapath {
             .min()
     }
 
-    /// Sends the held frames due at `now`.
+    /// Sends the held frames due at `now`. A port that is full keeps its frame at the head of
+    /// its queue and is tried again [`RETRY_FULL`] later.
     pub fn release(&mut self, now: Duration) {
         let mut held = std::mem::take(&mut self.out.after.held);
         let dead = &mut self.out.after.dead;
@@ -259,11 +276,17 @@ impl Datapath {
             // Out of the slot while it drains, so the slot can send.
             let mut queue = std::mem::take(&mut slot.queue);
             let mut gone = None;
-            queue.release(now, |frame| {
-                if gone.is_none()
-                    && let Sent::Gone(why) = slot.transmit(frame, now)
-                {
-                    gone = Some(why);
+            queue.release(now, now + RETRY_FULL, |frame| {
+                if gone.is_some() {
+                    return true;
+                }
+                match slot.transmit(frame, now, true) {
+                    Sent::Done => true,
+                    Sent::Full => false,
+                    Sent::Gone(why) => {
+                        gone = Some(why);
+                        true
+                    }
                 }
             });
             slot.queue = queue;

@@ -31,6 +31,9 @@ pub(super) struct Slot {
 pub(super) enum Sent {
     /// Sent, or dropped and counted.
     Done,
+    /// The port is full for now; the frame was neither sent nor counted (asked for with
+    /// `keep_if_full`).
+    Full,
     /// The port is gone for good (why, for the log); it must be removed.
     Gone(String),
 }
@@ -57,8 +60,9 @@ impl Slot {
         true
     }
 
-    /// Writes one frame (virtio-net header + Ethernet) to the port and counts the outcome.
-    pub fn transmit(&mut self, frame: &[u8], now: Duration) -> Sent {
+    /// Writes one frame (virtio-net header + Ethernet) to the port and counts the outcome. With
+    /// `keep_if_full`, a port that is full (EAGAIN, ENOBUFS) says so instead of dropping.
+    pub fn transmit(&mut self, frame: &[u8], now: Duration, keep_if_full: bool) -> Sent {
         let bytes = frame.len() - VNET_HDR_LEN;
         let err = match self.port.send(frame) {
             Ok(()) => {
@@ -73,6 +77,7 @@ impl Slot {
                 self.tx.count_drop(DropReason::TxError);
                 return Sent::Gone(describe_gone(&err));
             }
+            SendFailure::Drop(DropReason::TxFull) if keep_if_full => return Sent::Full,
             SendFailure::Drop(reason) => reason,
         };
         self.tx.count_drop(reason);

@@ -66,15 +66,27 @@ impl EgressQueue {
         self.held.front().map(|h| h.release)
     }
 
-    /// Hands every frame due at `now` to `send`, in order; returns how many left.
-    pub fn release(&mut self, now: Duration, mut send: impl FnMut(&[u8])) -> usize {
+    /// Hands every frame due at `now` to `send`, in order; returns how many left. When `send`
+    /// says the port is full (returns `false`), that frame stays at the head, due again at
+    /// `retry`, and the rest wait behind it.
+    pub fn release(
+        &mut self,
+        now: Duration,
+        retry: Duration,
+        mut send: impl FnMut(&[u8]) -> bool,
+    ) -> usize {
         let mut sent = 0;
-        while self.held.front().is_some_and(|h| h.release <= now) {
+        while let Some(head) = self.held.front_mut()
+            && head.release <= now
+        {
+            if !send(&head.frame) {
+                head.release = retry;
+                break;
+            }
             let Some(held) = self.held.pop_front() else {
                 break;
             };
             self.bytes -= held.frame.len();
-            send(&held.frame);
             sent += 1;
             self.spare.push(held.frame);
         }
@@ -108,12 +120,16 @@ mod tests {
         q.push(b"three", ms(15)).unwrap();
         assert_eq!(q.next_release(), Some(ms(10)));
         let mut out = Vec::new();
-        assert_eq!(q.release(ms(9), |f| out.push(f.to_vec())), 0);
-        assert_eq!(q.release(ms(10), |f| out.push(f.to_vec())), 1);
+        let mut take = |f: &[u8]| {
+            out.push(f.to_vec());
+            true
+        };
+        assert_eq!(q.release(ms(9), ms(99), &mut take), 0);
+        assert_eq!(q.release(ms(10), ms(99), &mut take), 1);
         assert_eq!(q.next_release(), Some(ms(20)));
         // "three" is due at 15 but waits behind "two".
-        assert_eq!(q.release(ms(16), |f| out.push(f.to_vec())), 0);
-        assert_eq!(q.release(ms(20), |f| out.push(f.to_vec())), 2);
+        assert_eq!(q.release(ms(16), ms(99), &mut take), 0);
+        assert_eq!(q.release(ms(20), ms(99), &mut take), 2);
         assert_eq!(out, [&b"one"[..], b"two", b"three"]);
         assert!(q.is_empty());
         assert_eq!(q.next_release(), None);
@@ -126,7 +142,7 @@ mod tests {
         q.push(&big, ms(1)).unwrap();
         q.push(&big, ms(1)).unwrap();
         assert_eq!(q.push(b"x", ms(1)), Err(QueueFull), "bytes");
-        assert_eq!(q.release(ms(1), |_| {}), 2);
+        assert_eq!(q.release(ms(1), ms(9), |_| true), 2);
         for _ in 0..QUEUE_FRAMES {
             q.push(b"x", ms(2)).unwrap();
         }
@@ -136,10 +152,28 @@ mod tests {
     }
 
     #[test]
+    fn a_full_port_keeps_the_head_until_its_retry() {
+        let mut q = EgressQueue::default();
+        q.push(b"one", ms(10)).unwrap();
+        q.push(b"two", ms(10)).unwrap();
+        assert_eq!(q.release(ms(10), ms(11), |_| false), 0);
+        assert_eq!((q.len(), q.next_release()), (2, Some(ms(11))));
+        let mut out = Vec::new();
+        assert_eq!(
+            q.release(ms(11), ms(12), |f| {
+                out.push(f.to_vec());
+                true
+            }),
+            2
+        );
+        assert_eq!(out, [&b"one"[..], b"two"]);
+    }
+
+    #[test]
     fn buffers_are_reused() {
         let mut q = EgressQueue::default();
         q.push(&[1; 1500], ms(0)).unwrap();
-        q.release(ms(0), |_| {});
+        q.release(ms(0), ms(9), |_| true);
         let spare = q.spare[0].as_ptr();
         q.push(&[2; 60], ms(0)).unwrap();
         assert_eq!(q.held[0].frame.as_ptr(), spare);

@@ -365,3 +365,30 @@ fn a_port_that_fails_to_receive_is_reported_dead() {
     assert!(!done.more);
     assert_eq!(r.dp.take_dead().map(|(id, _)| id), Some(r.ids[1]));
 }
+
+#[test]
+fn a_full_port_keeps_its_held_frame_and_gets_it_later() {
+    let mut r = Rig::plain(2);
+    let f = frame(mac(1), mac(2), 4);
+    assert!(r.dp.hold(r.ids[0], &f, ms(5)));
+    r.wires[0].lock().unwrap().send_error = Some(libc::EAGAIN);
+    r.dp.release(ms(5));
+    assert!(r.sent(0).is_empty());
+    assert_eq!(
+        r.dp.next_release(),
+        Some(ms(5) + RETRY_FULL),
+        "retried later"
+    );
+    assert_eq!(r.stats(0).drops(DropReason::TxFull), 0, "kept, not dropped");
+    r.wires[0].lock().unwrap().send_error = None;
+    r.dp.release(ms(5) + RETRY_FULL);
+    assert_eq!(r.sent(0), [f]);
+    assert_eq!(r.dp.next_release(), None);
+}
+
+#[test]
+fn frames_too_short_for_their_headers_are_not_held() {
+    let mut r = Rig::plain(1);
+    assert!(!r.dp.hold(r.ids[0], &[0; VNET_HDR_LEN + 13], ms(1)));
+    assert_eq!(r.dp.next_release(), None);
+}

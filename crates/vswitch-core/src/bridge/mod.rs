@@ -84,12 +84,16 @@ impl From<VlanMode> for PortConfig {
 }
 
 /// What to do with a frame, and the VLAN it belongs to (0 for untagged frames on ports
-/// without VLAN configuration). How it leaves each port is [`Bridge::egress`].
+/// without VLAN configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send it to this one port.
-    Forward { port: PortId, vlan: u16 },
-    /// Send it to every port in [`Bridge::flood_targets`].
+    /// Send it to this one port, tagged or not as `egress` says.
+    Forward {
+        port: PortId,
+        vlan: u16,
+        egress: Egress,
+    },
+    /// Send it to every port [`Bridge::flood`] lists.
     Flood { vlan: u16 },
     /// Do not send it anywhere; the reason is already counted on the ingress port.
     Drop(DropReason),
@@ -291,10 +295,21 @@ impl Bridge {
         self.state(port)?.config.vlan.egress(vlan)
     }
 
-    /// Where a flooded frame of `vlan` from `ingress` goes: every other port in that VLAN.
+    /// Where a flooded frame of `vlan` from `ingress` goes: every other port in that VLAN,
+    /// with how it leaves each.
+    pub fn flood(&self, ingress: PortId, vlan: u16) -> impl Iterator<Item = (PortId, Egress)> + '_ {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter(move |&(i, _)| i != ingress.index())
+            .filter_map(move |(i, p)| {
+                Some((PortId(i as u16), p.as_ref()?.config.vlan.egress(vlan)?))
+            })
+    }
+
+    /// The ports of [`Bridge::flood`].
     pub fn flood_targets(&self, ingress: PortId, vlan: u16) -> impl Iterator<Item = PortId> + '_ {
-        self.ports()
-            .filter(move |&p| p != ingress && self.egress(p, vlan).is_some())
+        self.flood(ingress, vlan).map(|(port, _)| port)
     }
 
     /// The learning table's current settings.
@@ -395,10 +410,14 @@ impl Bridge {
         }
         match self.fdb.lookup(vlan, dst) {
             Some(out) if out == port => Verdict::Drop(DropReason::SamePort),
-            Some(out) if self.egress(out, vlan).is_none() => {
-                Verdict::Drop(DropReason::VlanFiltered)
-            }
-            Some(out) => Verdict::Forward { port: out, vlan },
+            Some(out) => match self.egress(out, vlan) {
+                Some(egress) => Verdict::Forward {
+                    port: out,
+                    vlan,
+                    egress,
+                },
+                None => Verdict::Drop(DropReason::VlanFiltered),
+            },
             None => Verdict::Flood { vlan },
         }
     }

@@ -37,14 +37,16 @@ fn unknown_unicast_floods_then_known_unicast_goes_to_one_port() {
         b.ingress(p[1], &frame(A, B), t(0)),
         Verdict::Forward {
             port: p[0],
-            vlan: 0
+            vlan: 0,
+            egress: Egress::Untagged
         }
     );
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(0)),
         Verdict::Forward {
             port: p[1],
-            vlan: 0
+            vlan: 0,
+            egress: Egress::Untagged
         }
     );
     assert_eq!(b.fdb().len(), 2);
@@ -154,7 +156,8 @@ fn a_mac_that_moves_is_followed() {
         b.ingress(p[1], &frame(A, B), t(1)),
         Verdict::Forward {
             port: p[2],
-            vlan: 0
+            vlan: 0,
+            egress: Egress::Untagged
         }
     );
     assert_eq!(b.fdb().counters().moved, 1);
@@ -172,7 +175,8 @@ fn entries_age_out_and_flooding_resumes() {
         b.ingress(p[0], &frame(B, A), t(5)),
         Verdict::Forward {
             port: p[1],
-            vlan: 0
+            vlan: 0,
+            egress: Egress::Untagged
         }
     );
     assert_eq!(b.tick(t(10)), 0);
@@ -180,7 +184,8 @@ fn entries_age_out_and_flooding_resumes() {
         b.ingress(p[0], &frame(B, A), t(10)),
         Verdict::Forward {
             port: p[1],
-            vlan: 0
+            vlan: 0,
+            egress: Egress::Untagged
         }
     );
     assert_eq!(b.tick(t(11)), 1);
@@ -304,14 +309,16 @@ fn learning_is_per_vlan() {
         b.ingress(p[2], &frame(A, B), t(0)),
         Verdict::Forward {
             port: p[4],
-            vlan: 20
+            vlan: 20,
+            egress: Egress::Tagged
         }
     );
     assert_eq!(
         b.ingress(p[4], &tagged(A, B, 10), t(0)),
         Verdict::Forward {
             port: p[0],
-            vlan: 10
+            vlan: 10,
+            egress: Egress::Untagged
         }
     );
 }
