@@ -241,15 +241,13 @@ impl Reactor {
         self.next_port_tick = next.map(|t| self.switch.started() + t);
     }
 
-    /// Sends the held frames that are due.
+    /// Sends the held frames that are due. Nothing held, no clock read.
     fn release_held(&mut self) {
+        let Some(due) = self.switch.datapath().next_release() else {
+            return;
+        };
         let now = self.switch.now();
-        if self
-            .switch
-            .datapath()
-            .next_release()
-            .is_some_and(|t| t <= now)
-        {
+        if due <= now {
             self.switch.datapath_mut().release(now);
             self.switch.reap_dead();
         }
