@@ -68,7 +68,10 @@ impl InFlight {
         if !slot.port.caps().offloads && !VnetHeader::new_unchecked(frame).is_complete() {
             let after = &mut self.after;
             let finished = offload::finish(frame, &mut self.scratch, |segment| {
-                deliver(slot, out, segment, now, after);
+                // A segment can find the port gone that took the ones before it.
+                if !after.is_dead(out) {
+                    deliver(slot, out, segment, now, after);
+                }
             });
             if let Err(e) = finished {
                 slot.tx.count_drop(DropReason::NoOffload);
@@ -86,9 +89,6 @@ impl InFlight {
 /// Stage 6 to 7: a frame joins the port's queue while frames are held there (so the order
 /// holds), and is sent at once otherwise.
 fn deliver(slot: &mut Slot, out: PortId, frame: &[u8], now: Duration, after: &mut Aftermath) {
-    if after.is_dead(out) {
-        return;
-    }
     if !slot.queue.is_empty() {
         match slot.queue.push(frame, now) {
             Ok(()) => after.note_held(out),

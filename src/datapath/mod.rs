@@ -1,6 +1,6 @@
 //! One frame's path through the switch, stage by stage, without the event loop: the reactor
 //! says which port is ready and what time it is, the datapath does the rest. Testable with
-//! in-memory ports, without mio or root.
+//! in-memory ports, without a mio loop or root.
 //!
 //! | stage | where |
 //! |---|---|

@@ -2,6 +2,10 @@
 
 use super::*;
 
+fn forward(port: PortId, vlan: u16, egress: Egress) -> Verdict {
+    Verdict::Forward { port, vlan, egress }
+}
+
 fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&dst);
@@ -35,19 +39,11 @@ fn unknown_unicast_floods_then_known_unicast_goes_to_one_port() {
     );
     assert_eq!(
         b.ingress(p[1], &frame(A, B), t(0)),
-        Verdict::Forward {
-            port: p[0],
-            vlan: 0,
-            egress: Egress::Untagged
-        }
+        forward(p[0], 0, Egress::Untagged)
     );
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(0)),
-        Verdict::Forward {
-            port: p[1],
-            vlan: 0,
-            egress: Egress::Untagged
-        }
+        forward(p[1], 0, Egress::Untagged)
     );
     assert_eq!(b.fdb().len(), 2);
 }
@@ -154,11 +150,7 @@ fn a_mac_that_moves_is_followed() {
     b.ingress(p[2], &frame(BCAST, A), t(1));
     assert_eq!(
         b.ingress(p[1], &frame(A, B), t(1)),
-        Verdict::Forward {
-            port: p[2],
-            vlan: 0,
-            egress: Egress::Untagged
-        }
+        forward(p[2], 0, Egress::Untagged)
     );
     assert_eq!(b.fdb().counters().moved, 1);
 }
@@ -173,20 +165,12 @@ fn entries_age_out_and_flooding_resumes() {
     b.ingress(p[1], &frame(BCAST, B), t(0));
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(5)),
-        Verdict::Forward {
-            port: p[1],
-            vlan: 0,
-            egress: Egress::Untagged
-        }
+        forward(p[1], 0, Egress::Untagged)
     );
     assert_eq!(b.tick(t(10)), 0);
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(10)),
-        Verdict::Forward {
-            port: p[1],
-            vlan: 0,
-            egress: Egress::Untagged
-        }
+        forward(p[1], 0, Egress::Untagged)
     );
     assert_eq!(b.tick(t(11)), 1);
     assert_eq!(
@@ -307,19 +291,11 @@ fn learning_is_per_vlan() {
     assert_eq!(b.fdb().counters().moved, 0);
     assert_eq!(
         b.ingress(p[2], &frame(A, B), t(0)),
-        Verdict::Forward {
-            port: p[4],
-            vlan: 20,
-            egress: Egress::Tagged
-        }
+        forward(p[4], 20, Egress::Tagged)
     );
     assert_eq!(
         b.ingress(p[4], &tagged(A, B, 10), t(0)),
-        Verdict::Forward {
-            port: p[0],
-            vlan: 10,
-            egress: Egress::Untagged
-        }
+        forward(p[0], 10, Egress::Untagged)
     );
 }
 
