@@ -275,8 +275,8 @@ fn bench_flood(c: &mut Criterion) {
         bench.iter(|| {
             let mut sent = 0usize;
             for (port, f) in &broadcast.frames {
-                if let Verdict::Flood { vlan } = b.ingress(*port, black_box(f), NOW) {
-                    targets.extend(b.flood_targets(*port, vlan));
+                if let Verdict::Flood { vlan, kind } = b.ingress(*port, black_box(f), NOW) {
+                    targets.extend(b.flood_targets(*port, vlan, kind));
                     sent += targets.len();
                     targets.clear();
                 }

@@ -3,7 +3,7 @@
 //! reason returned; storm control and port security belong here too.
 
 use super::stats::DropReason;
-use super::{PortConfig, PortId};
+use super::{LinkLocal, PortConfig, PortFlags, PortId};
 use crate::wire::EthernetProtocol;
 use crate::wire::vlan as tag;
 
@@ -13,6 +13,8 @@ pub(super) struct Ingress {
     pub vlan: u16,
     pub guarded: bool,
     pub suppress: bool,
+    pub flags: PortFlags,
+    pub link_local: LinkLocal,
     /// Where the frame's payload starts, past any 802.1Q tag, and its EtherType.
     pub l3: usize,
     pub ethertype: EthernetProtocol,
@@ -20,7 +22,8 @@ pub(super) struct Ingress {
 
 impl Ingress {
     /// What `config`, the settings of `port`, make of `frame` (`arp_suppress` is the
-    /// switch-wide default), or why the frame is dropped: [`DropReason::Malformed`] when it is
+    /// switch-wide default), or why the frame is dropped: [`DropReason::AdminDown`] when the
+    /// port's link is down for frames from its host, [`DropReason::Malformed`] when it is
     /// shorter than its Ethernet header and tag, [`DropReason::VlanFiltered`] when its VLAN is
     /// not the port's.
     pub fn admit(
@@ -29,6 +32,9 @@ impl Ingress {
         arp_suppress: bool,
         frame: &[u8],
     ) -> Result<Ingress, DropReason> {
+        if !config.link.rx() {
+            return Err(DropReason::AdminDown);
+        }
         let (l3, ethertype) = tag::l3(frame).ok_or(DropReason::Malformed)?;
         let vlan = config
             .vlan
@@ -39,6 +45,8 @@ impl Ingress {
             vlan,
             guarded: config.arp_guard,
             suppress: config.arp_suppress.unwrap_or(arp_suppress),
+            flags: config.flags,
+            link_local: config.link_local,
             l3,
             ethertype,
         })

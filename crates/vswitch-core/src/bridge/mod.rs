@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod arp;
 pub mod fdb;
+pub mod port;
 pub mod stats;
 pub mod table;
 pub mod vlan;
@@ -22,6 +23,7 @@ use crate::wire::{EthernetFrame, EthernetProtocol, MacAddr};
 use admission::Ingress;
 pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo, ArpReply};
 pub use fdb::{Fdb, FdbCounters, FdbEntry, TableFull};
+pub use port::{FloodKind, LinkLocal, LinkState, PortConfig, PortFlags};
 pub use stats::{Counters, DropReason, PortStats};
 use std::net::Ipv4Addr;
 pub use vlan::{Egress, VlanMode, VlanSet};
@@ -64,25 +66,6 @@ impl Default for BridgeConfig {
     }
 }
 
-/// A port's settings in the core.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PortConfig {
-    pub vlan: VlanMode,
-    /// ARP suppression on this port: `None` follows the switch-wide setting.
-    pub arp_suppress: Option<bool>,
-    /// Drop ARP from this port that claims an address another MAC on another port holds.
-    pub arp_guard: bool,
-}
-
-impl From<VlanMode> for PortConfig {
-    fn from(vlan: VlanMode) -> Self {
-        PortConfig {
-            vlan,
-            ..PortConfig::default()
-        }
-    }
-}
-
 /// What to do with a frame, and the VLAN it belongs to (0 for untagged frames on ports
 /// without VLAN configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,8 +76,8 @@ pub enum Verdict {
         vlan: u16,
         egress: Egress,
     },
-    /// Send it to every port [`Bridge::flood`] lists.
-    Flood { vlan: u16 },
+    /// Send it to every port [`Bridge::flood`] lists for this VLAN and kind of destination.
+    Flood { vlan: u16, kind: FloodKind },
     /// Do not send it anywhere; the reason is already counted on the ingress port.
     Drop(DropReason),
     /// Send `frame` (an answer the switch made to an ARP request) back out of the ingress
@@ -295,21 +278,42 @@ impl Bridge {
         self.state(port)?.config.vlan.egress(vlan)
     }
 
-    /// Where a flooded frame of `vlan` from `ingress` goes: every other port in that VLAN,
-    /// with how it leaves each.
-    pub fn flood(&self, ingress: PortId, vlan: u16) -> impl Iterator<Item = (PortId, Egress)> + '_ {
-        self.ports
-            .iter()
-            .enumerate()
-            .filter(move |&(i, _)| i != ingress.index())
-            .filter_map(move |(i, p)| {
-                Some((PortId(i as u16), p.as_ref()?.config.vlan.egress(vlan)?))
-            })
+    /// Where a flooded frame of `vlan` and `kind` from `ingress` goes, with how it leaves each
+    /// port: every port in that VLAN whose flags take that kind, but the ingress port (unless
+    /// it is in hairpin mode), isolated ports if the ingress is isolated, and for link-local
+    /// groups only ports that forward that group too.
+    pub fn flood(
+        &self,
+        ingress: PortId,
+        vlan: u16,
+        kind: FloodKind,
+    ) -> impl Iterator<Item = (PortId, Egress)> + '_ {
+        let from = self.state(ingress).map(|s| s.config.flags);
+        self.ports.iter().enumerate().filter_map(move |(i, p)| {
+            let config = &p.as_ref()?.config;
+            let flags = config.flags;
+            let take = flags.floods(kind)
+                && (i != ingress.index() || flags.hairpin)
+                && !(flags.isolated && from.is_some_and(|f| f.isolated))
+                && match kind {
+                    FloodKind::LinkLocal(last) => config.link_local.contains(last),
+                    _ => true,
+                };
+            if !take {
+                return None;
+            }
+            Some((PortId(i as u16), config.vlan.egress(vlan)?))
+        })
     }
 
     /// The ports of [`Bridge::flood`].
-    pub fn flood_targets(&self, ingress: PortId, vlan: u16) -> impl Iterator<Item = PortId> + '_ {
-        self.flood(ingress, vlan).map(|(port, _)| port)
+    pub fn flood_targets(
+        &self,
+        ingress: PortId,
+        vlan: u16,
+        kind: FloodKind,
+    ) -> impl Iterator<Item = PortId> + '_ {
+        self.flood(ingress, vlan, kind).map(|(port, _)| port)
     }
 
     /// The learning table's current settings.
@@ -362,6 +366,8 @@ impl Bridge {
             vlan,
             guarded,
             suppress,
+            flags,
+            link_local,
             l3,
             ethertype,
         } = ingress;
@@ -388,7 +394,9 @@ impl Bridge {
                 is_static,
             });
         }
-        self.fdb.learn(vlan, src, port, now);
+        if flags.learning {
+            self.fdb.learn(vlan, src, port, now);
+        }
         if let Some(arp) = &arp {
             self.arp.snoop(vlan, arp, port, now);
             if dst.is_broadcast()
@@ -403,22 +411,41 @@ impl Bridge {
             }
         }
         if dst.is_multicast() {
-            if dst.is_link_local() {
-                return Verdict::Drop(DropReason::ReservedDest);
-            }
-            return Verdict::Flood { vlan };
+            let kind = if dst.is_broadcast() {
+                FloodKind::Broadcast
+            } else if dst.is_link_local() {
+                let last = dst.0[5];
+                if !link_local.contains(last) {
+                    return Verdict::Drop(DropReason::ReservedDest);
+                }
+                FloodKind::LinkLocal(last)
+            } else {
+                FloodKind::Multicast
+            };
+            return Verdict::Flood { vlan, kind };
         }
-        match self.fdb.lookup(vlan, dst) {
-            Some(out) if out == port => Verdict::Drop(DropReason::SamePort),
-            Some(out) => match self.egress(out, vlan) {
-                Some(egress) => Verdict::Forward {
-                    port: out,
-                    vlan,
-                    egress,
-                },
-                None => Verdict::Drop(DropReason::VlanFiltered),
+        let Some(out) = self.fdb.lookup(vlan, dst) else {
+            return Verdict::Flood {
+                vlan,
+                kind: FloodKind::Unknown,
+            };
+        };
+        if out == port && !flags.hairpin {
+            return Verdict::Drop(DropReason::SamePort);
+        }
+        let Some(to) = self.state(out) else {
+            return Verdict::Drop(DropReason::PortGone);
+        };
+        if flags.isolated && to.config.flags.isolated {
+            return Verdict::Drop(DropReason::Isolated);
+        }
+        match to.config.vlan.egress(vlan) {
+            Some(egress) => Verdict::Forward {
+                port: out,
+                vlan,
+                egress,
             },
-            None => Verdict::Flood { vlan },
+            None => Verdict::Drop(DropReason::VlanFiltered),
         }
     }
 

@@ -33,10 +33,18 @@ pub enum DropReason {
     /// The egress port's queue was full: frames held for later (a delay, a rate limit, a ring
     /// that is momentarily full) past its bound.
     QueueFull,
+    /// The port's link is set down for this direction (`link=down`, `rx-down`, `tx-down`).
+    AdminDown,
+    /// Both ports are isolated: isolated ports only talk to ports that are not.
+    Isolated,
+    /// Lost on purpose: the port's impairment (`tx-loss`, `rx-loss`) chose this frame.
+    ImpairLoss,
+    /// The port's impairment queue (`tx-limit`, `rx-limit`) was full.
+    ImpairOverflow,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -49,6 +57,10 @@ impl DropReason {
         DropReason::VlanFiltered,
         DropReason::ArpGuard,
         DropReason::QueueFull,
+        DropReason::AdminDown,
+        DropReason::Isolated,
+        DropReason::ImpairLoss,
+        DropReason::ImpairOverflow,
     ];
 
     /// The name used in logs and statistics.
@@ -66,6 +78,10 @@ impl DropReason {
             DropReason::VlanFiltered => "vlan_filtered",
             DropReason::ArpGuard => "arp_guard",
             DropReason::QueueFull => "queue_full",
+            DropReason::AdminDown => "admin_down",
+            DropReason::Isolated => "isolated",
+            DropReason::ImpairLoss => "impair_loss",
+            DropReason::ImpairOverflow => "impair_overflow",
         }
     }
 
@@ -131,6 +147,13 @@ impl PortStats {
 
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()]
+    }
+
+    /// Adds the drops of `more` (counted at another stage of the same port).
+    pub fn add_drops(&mut self, more: &Counters) {
+        for (d, m) in self.drops.iter_mut().zip(more.drops) {
+            *d += m;
+        }
     }
 
     pub fn total_drops(&self) -> u64 {

@@ -35,7 +35,10 @@ fn unknown_unicast_floods_then_known_unicast_goes_to_one_port() {
     let (mut b, p) = bridge_with(3, BridgeConfig::default());
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Unknown
+        }
     );
     assert_eq!(
         b.ingress(p[1], &frame(A, B), t(0)),
@@ -54,19 +57,28 @@ fn broadcast_and_multicast_flood_to_all_but_the_ingress() {
     b.ingress(p[1], &frame(A, B), t(0));
     assert_eq!(
         b.ingress(p[1], &frame(BCAST, B), t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
     );
     let ipv4_mcast = [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb];
     assert_eq!(
         b.ingress(p[1], &frame(ipv4_mcast, B), t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Multicast
+        }
     );
     let ipv6_mcast = [0x33, 0x33, 0, 0, 0, 1];
     assert_eq!(
         b.ingress(p[1], &frame(ipv6_mcast, B), t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Multicast
+        }
     );
-    let targets: Vec<_> = b.flood_targets(p[1], 0).collect();
+    let targets: Vec<_> = b.flood_targets(p[1], 0, FloodKind::Broadcast).collect();
     assert_eq!(targets, vec![p[0], p[2], p[3]]);
 }
 
@@ -81,11 +93,14 @@ fn never_reflects_to_the_ingress_port() {
         Verdict::Drop(DropReason::SamePort)
     );
     assert_eq!(b.counters(p[0]).unwrap().drops(DropReason::SamePort), 1);
-    assert!(b.flood_targets(p[0], 0).all(|q| q != p[0]));
+    assert!(
+        b.flood_targets(p[0], 0, FloodKind::Broadcast)
+            .all(|q| q != p[0])
+    );
 }
 
 #[test]
-fn reserved_destinations_are_never_forwarded() {
+fn reserved_destinations_are_dropped_by_default() {
     let (mut b, p) = bridge_with(3, BridgeConfig::default());
     for last in 0x00..=0x0f {
         let dst = [0x01, 0x80, 0xc2, 0, 0, last];
@@ -99,7 +114,10 @@ fn reserved_destinations_are_never_forwarded() {
     let dst = [0x01, 0x80, 0xc2, 0, 0, 0x10];
     assert_eq!(
         b.ingress(p[0], &frame(dst, A), t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Multicast
+        }
     );
     assert_eq!(
         b.counters(p[0]).unwrap().drops(DropReason::ReservedDest),
@@ -137,7 +155,10 @@ fn short_frames_are_malformed_drops() {
     // 14 bytes is a (tiny) Ethernet frame: the switch forwards what it cannot prove wrong.
     assert_eq!(
         b.ingress(p[0], &frame(B, A)[..14], t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Unknown
+        }
     );
     let s = b.counters(p[0]).unwrap();
     assert_eq!((s.frames, s.drops(DropReason::Malformed)), (5, 4));
@@ -175,7 +196,10 @@ fn entries_age_out_and_flooding_resumes() {
     assert_eq!(b.tick(t(11)), 1);
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(11)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Unknown
+        }
     );
     assert_eq!(b.fdb().counters().expired, 1);
 }
@@ -192,9 +216,16 @@ fn removing_a_port_forgets_its_macs_and_reuses_its_number() {
     assert_eq!(b.fdb().lookup(0, MacAddr(C)), Some(p[2]));
     assert_eq!(
         b.ingress(p[0], &frame(B, A), t(1)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Unknown
+        }
     );
-    assert_eq!(b.flood_targets(p[0], 0).collect::<Vec<_>>(), vec![p[2]]);
+    assert_eq!(
+        b.flood_targets(p[0], 0, FloodKind::Unknown)
+            .collect::<Vec<_>>(),
+        vec![p[2]]
+    );
     assert_eq!(
         b.ingress(p[1], &frame(B, A), t(1)),
         Verdict::Drop(DropReason::PortGone)
@@ -251,22 +282,31 @@ fn flooding_stays_inside_the_vlan() {
     let (mut b, p) = vlan_bridge();
     assert_eq!(
         b.ingress(p[0], &frame(BCAST, A), t(0)),
-        Verdict::Flood { vlan: 10 }
+        Verdict::Flood {
+            vlan: 10,
+            kind: FloodKind::Broadcast
+        }
     );
-    let targets: Vec<_> = b.flood_targets(p[0], 10).collect();
+    let targets: Vec<_> = b.flood_targets(p[0], 10, FloodKind::Broadcast).collect();
     assert_eq!(targets, vec![p[1], p[4], p[5]]);
     assert_eq!(
         b.ingress(p[2], &frame(BCAST, B), t(0)),
-        Verdict::Flood { vlan: 20 }
+        Verdict::Flood {
+            vlan: 20,
+            kind: FloodKind::Broadcast
+        }
     );
-    let targets: Vec<_> = b.flood_targets(p[2], 20).collect();
+    let targets: Vec<_> = b.flood_targets(p[2], 20, FloodKind::Broadcast).collect();
     assert_eq!(targets, vec![p[3], p[4], p[5]]);
     // Untagged frames on the unconfigured port are VLAN 0: no access or trunk port carries it.
     assert_eq!(
         b.ingress(p[5], &frame(BCAST, C), t(0)),
-        Verdict::Flood { vlan: 0 }
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
     );
-    assert_eq!(b.flood_targets(p[5], 0).count(), 0);
+    assert_eq!(b.flood_targets(p[5], 0, FloodKind::Broadcast).count(), 0);
 }
 
 #[test]
@@ -328,7 +368,10 @@ fn frames_outside_a_port_s_vlans_are_filtered() {
     // A priority tag (VID 0, PCP 5) on an access port is untagged traffic of that VLAN.
     assert_eq!(
         b.ingress(p[0], &tagged(BCAST, A, 0xa000), t(0)),
-        Verdict::Flood { vlan: 10 }
+        Verdict::Flood {
+            vlan: 10,
+            kind: FloodKind::Broadcast
+        }
     );
     // A static entry on a port outside the frame's VLAN does not leak the frame there.
     b.add_static(p[2], 10, MacAddr(C)).unwrap();
@@ -356,7 +399,10 @@ fn changing_a_port_s_vlan_mode_forgets_what_it_learned() {
     );
     assert_eq!(
         b.ingress(p[0], &frame(BCAST, A), t(0)),
-        Verdict::Flood { vlan: 20 }
+        Verdict::Flood {
+            vlan: 20,
+            kind: FloodKind::Broadcast
+        }
     );
     assert!(!b.set_port_config(PortId(99), PortConfig::default()));
 }
@@ -417,11 +463,29 @@ fn a_known_target_is_answered_on_the_requesters_port() {
     assert_eq!(b.arp().counters().suppressed, 1);
     // Unknown targets, probes and announcements are flooded as usual.
     let unknown = arp_frame(BCAST, 1, A, IP_A, [0; 6], [10, 0, 0, 9]);
-    assert_eq!(b.ingress(p[0], &unknown, t(1)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[0], &unknown, t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
     let probe = arp_frame(BCAST, 1, A, [0; 4], [0; 6], IP_B);
-    assert_eq!(b.ingress(p[0], &probe, t(1)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[0], &probe, t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
     let announce = arp_frame(BCAST, 1, A, IP_A, [0; 6], IP_A);
-    assert_eq!(b.ingress(p[0], &announce, t(1)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[0], &announce, t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
     // A port may opt out.
     b.set_port_config(
         p[0],
@@ -430,7 +494,13 @@ fn a_known_target_is_answered_on_the_requesters_port() {
             ..PortConfig::default()
         },
     );
-    assert_eq!(b.ingress(p[0], &request, t(2)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[0], &request, t(2)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
 }
 
 #[test]
@@ -438,7 +508,13 @@ fn without_suppression_requests_are_flooded() {
     let (mut b, p) = bridge_with(3, BridgeConfig::default());
     b.ingress(p[1], &arp_frame(C, 2, B, IP_B, C, [10, 0, 0, 3]), t(0));
     let request = arp_frame(BCAST, 1, A, IP_A, [0; 6], IP_B);
-    assert_eq!(b.ingress(p[0], &request, t(1)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[0], &request, t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
 }
 
 #[test]
@@ -447,7 +523,13 @@ fn the_guard_drops_forged_arp_only_on_guarded_ports() {
     b.ingress(p[1], &arp_frame(BCAST, 1, B, IP_B, [0; 6], IP_A), t(0));
     let forged = arp_frame(BCAST, 2, C, IP_B, [0xff; 6], IP_B);
     // Unguarded: the forgery passes (and moves the binding).
-    assert_eq!(b.ingress(p[2], &forged, t(1)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[2], &forged, t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
     b.ingress(p[1], &arp_frame(BCAST, 1, B, IP_B, [0; 6], IP_A), t(2));
     b.set_port_config(
         p[2],
@@ -488,5 +570,211 @@ fn a_static_binding_drops_forged_arp_on_any_port() {
     );
     assert_eq!(b.arp().lookup(0, ip), Some((MacAddr(B), p[1])));
     let real = arp_frame(BCAST, 1, B, IP_B, [0; 6], IP_A);
-    assert_eq!(b.ingress(p[1], &real, t(0)), Verdict::Flood { vlan: 0 });
+    assert_eq!(
+        b.ingress(p[1], &real, t(0)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
+}
+
+/// A bridge whose ports have these flags.
+fn flagged(flags: &[PortFlags]) -> (Bridge, Vec<PortId>) {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let ids = flags
+        .iter()
+        .map(|&flags| {
+            b.add_port_with(PortConfig {
+                flags,
+                ..PortConfig::default()
+            })
+        })
+        .collect();
+    (b, ids)
+}
+
+const PLAIN: PortFlags = PortFlags {
+    learning: true,
+    flood: true,
+    mcast_flood: true,
+    bcast_flood: true,
+    isolated: false,
+    hairpin: false,
+};
+
+#[test]
+fn flood_flags_choose_which_kinds_leave_a_port() {
+    let no_unknown = PortFlags {
+        flood: false,
+        ..PLAIN
+    };
+    let no_mcast = PortFlags {
+        mcast_flood: false,
+        ..PLAIN
+    };
+    let no_bcast = PortFlags {
+        bcast_flood: false,
+        ..PLAIN
+    };
+    let (mut b, p) = flagged(&[PLAIN, no_unknown, no_mcast, no_bcast]);
+    let targets = |b: &Bridge, kind| b.flood_targets(p[0], 0, kind).collect::<Vec<_>>();
+    assert_eq!(targets(&b, FloodKind::Unknown), [p[2], p[3]]);
+    assert_eq!(targets(&b, FloodKind::Multicast), [p[1], p[3]]);
+    assert_eq!(targets(&b, FloodKind::Broadcast), [p[1], p[2]]);
+    // Known unicast still reaches a port that floods nothing unknown.
+    b.ingress(p[1], &frame(BCAST, B), t(0));
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(0)),
+        forward(p[1], 0, Egress::Untagged)
+    );
+}
+
+#[test]
+fn isolated_ports_reach_only_ports_that_are_not() {
+    let isolated = PortFlags {
+        isolated: true,
+        ..PLAIN
+    };
+    let (mut b, p) = flagged(&[isolated, isolated, PLAIN]);
+    assert_eq!(
+        b.flood_targets(p[0], 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [p[2]]
+    );
+    assert_eq!(
+        b.flood_targets(p[2], 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [p[0], p[1]]
+    );
+    b.ingress(p[1], &frame(BCAST, B), t(0));
+    b.ingress(p[2], &frame(BCAST, C), t(0));
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(0)),
+        Verdict::Drop(DropReason::Isolated)
+    );
+    assert_eq!(b.counters(p[0]).unwrap().drops(DropReason::Isolated), 1);
+    assert_eq!(
+        b.ingress(p[0], &frame(C, A), t(0)),
+        forward(p[2], 0, Egress::Untagged)
+    );
+    assert_eq!(
+        b.ingress(p[2], &frame(B, C), t(0)),
+        forward(p[1], 0, Egress::Untagged)
+    );
+}
+
+#[test]
+fn hairpin_sends_frames_back_out_of_their_port() {
+    let hairpin = PortFlags {
+        hairpin: true,
+        ..PLAIN
+    };
+    let (mut b, p) = flagged(&[hairpin, PLAIN]);
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    b.ingress(p[0], &frame(BCAST, C), t(0));
+    assert_eq!(
+        b.ingress(p[0], &frame(C, A), t(0)),
+        forward(p[0], 0, Egress::Untagged)
+    );
+    assert_eq!(
+        b.flood_targets(p[0], 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [p[0], p[1]]
+    );
+    // Only the port in hairpin mode reflects.
+    assert_eq!(
+        b.flood_targets(p[1], 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [p[0]]
+    );
+}
+
+#[test]
+fn a_port_without_learning_teaches_the_table_nothing() {
+    let quiet = PortFlags {
+        learning: false,
+        ..PLAIN
+    };
+    let (mut b, p) = flagged(&[quiet, PLAIN]);
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    assert_eq!(b.fdb().len(), 0);
+    assert_eq!(
+        b.ingress(p[1], &frame(A, B), t(0)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Unknown
+        }
+    );
+    // A static entry still sends frames there.
+    b.add_static(p[0], 0, MacAddr(A)).unwrap();
+    assert_eq!(
+        b.ingress(p[1], &frame(A, B), t(0)),
+        forward(p[0], 0, Egress::Untagged)
+    );
+}
+
+#[test]
+fn link_local_groups_pass_between_ports_that_both_allow_them() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let with = |set: &str| PortConfig {
+        link_local: set.parse().unwrap(),
+        ..PortConfig::default()
+    };
+    let p = [
+        b.add_port_with(with("lldp")),
+        b.add_port_with(with("lldp,lacp")),
+        b.add_port_with(with("none")),
+        b.add_port_with(with("all")),
+    ];
+    let lldp = [0x01, 0x80, 0xc2, 0, 0, 0x0e];
+    let lacp = [0x01, 0x80, 0xc2, 0, 0, 0x02];
+    let kind = FloodKind::LinkLocal(0x0e);
+    assert_eq!(
+        b.ingress(p[0], &frame(lldp, A), t(0)),
+        Verdict::Flood { vlan: 0, kind }
+    );
+    assert_eq!(
+        b.flood_targets(p[0], 0, kind).collect::<Vec<_>>(),
+        [p[1], p[3]]
+    );
+    // LACP in from a port that forwards only LLDP is dropped there.
+    assert_eq!(
+        b.ingress(p[0], &frame(lacp, A), t(0)),
+        Verdict::Drop(DropReason::ReservedDest)
+    );
+    let kind = FloodKind::LinkLocal(0x02);
+    assert_eq!(
+        b.ingress(p[1], &frame(lacp, B), t(0)),
+        Verdict::Flood { vlan: 0, kind }
+    );
+    assert_eq!(b.flood_targets(p[1], 0, kind).collect::<Vec<_>>(), [p[3]]);
+    // Pause is never forwarded, whatever the setting.
+    let pause = [0x01, 0x80, 0xc2, 0, 0, 0x01];
+    assert_eq!(
+        b.ingress(p[3], &frame(pause, C), t(0)),
+        Verdict::Drop(DropReason::ReservedDest)
+    );
+}
+
+#[test]
+fn a_port_down_for_receive_takes_nothing_from_its_host() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let down = b.add_port_with(PortConfig {
+        link: LinkState::RxDown,
+        ..PortConfig::default()
+    });
+    let up = b.add_port();
+    assert_eq!(
+        b.ingress(down, &frame(BCAST, A), t(0)),
+        Verdict::Drop(DropReason::AdminDown)
+    );
+    assert_eq!(b.fdb().len(), 0, "nothing learned from a port that is down");
+    assert_eq!(b.counters(down).unwrap().drops(DropReason::AdminDown), 1);
+    // Its transmit side is the edge's business: it is still a flood target here.
+    assert_eq!(
+        b.flood_targets(up, 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [down]
+    );
 }
