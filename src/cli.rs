@@ -50,7 +50,16 @@ Examples:
     vswitchd --port tap0 --ctl-socket $XDG_RUNTIME_DIR/vswitch0.ctl ...
 
 Port specs: [KIND:]NAME[,key=value...]. KIND is `tap` (the default): a TAP the switch creates,
-or attaches to if a persistent TAP of that name exists and no other process holds it.
+or attaches to if a persistent TAP of that name exists and no other process holds it; `netdev`,
+`stream`, `dgram` (docs/qemu.md). Keys (the same in [[port]] tables and `vswitchctl port set`):
+  VLANs      vlan=N | trunk=LIST[,native=N]                       (docs/vlan.md)
+  ARP        arp-suppress=on|off, arp-guard=on|off                (docs/arp.md)
+  flags      learning, flood, mcast-flood, bcast-flood, isolated, hairpin =on|off
+  link-local link-local=none|all|stp,lacp,lldp,...  forward 01:80:c2:00:00:0X groups
+  link       link=up|down|rx-down|tx-down  (a TAP's carrier follows)
+  impairment tx-delay=MS tx-jitter=MS tx-loss=PCT tx-rate=10mbit ... and rx-*, impair=off
+             (tx: towards the port's host; rx: from it; docs/lab.md)
+  e.g. --port tap1,vlan=10,link-local=lldp,tx-delay=50,tx-loss=1
 
 Exit status: 0 after SIGINT/SIGTERM, 1 when the switch cannot run (the message names the port
 or socket and the fix), 2 for a usage error. Logs go to stderr; RUST_LOG=debug overrides -v/-q.
@@ -119,6 +128,12 @@ pub struct Args {
     )]
     pub busy_poll: Option<u32>,
 
+    /// Seed the random choices of every port's impairment (loss, jitter, ...) that has no
+    /// `seed` key of its own, so that a lab loses the same frames on every run [default:
+    /// random].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
     /// Answer ARP requests for addresses the switch has seen, on the requester's port, instead
     /// of flooding them (ports can override with arp-suppress=on|off). Probes and gratuitous ARP
     /// are always forwarded.
@@ -161,6 +176,7 @@ impl Args {
             mac_ageing: self.mac_ageing,
             mac_table_size: self.mac_table_size,
             busy_poll: self.busy_poll,
+            seed: self.seed,
             ports: self.ports.clone(),
             arp_suppress: self.arp_suppress.then_some(true),
             ips: self.ips.clone(),

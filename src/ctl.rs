@@ -8,11 +8,12 @@ use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::config::{DEFAULT_NAME, default_ctl_socket, parse_switch_name};
+use crate::config::{DEFAULT_NAME, PortSettings, default_ctl_socket, parse_switch_name};
 use crate::control::{
-    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, PortInfo, PortStatsRow, ReloadReply, Request,
-    ShowReply,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, PortInfo, PortShowReply, PortStatsRow,
+    ReloadReply, Request, ShowReply,
 };
+use crate::datapath::impair::ImpairCounts;
 use crate::wire::MacAddr;
 use crate::wire::vlan::MAX_VID;
 
@@ -126,6 +127,17 @@ pub enum PortCommand {
     Del { name: String },
     /// Frames and bytes received and sent, and drops by reason; of one port or all.
     Stats { name: Option<String> },
+    /// Change settings of a running port, e.g. `port set tap1 tx-delay=50 link=down`; the
+    /// keys of a --port spec (vswitchd --help lists them). Frames, MAC entries and counters
+    /// stay; a new VLAN mode forgets the port's learned MACs.
+    Set {
+        name: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// Every setting of a port, whether the switch drives its carrier, and what its
+    /// impairment did.
+    Show { name: String },
 }
 
 impl CtlArgs {
@@ -167,6 +179,8 @@ impl Command {
                 PortCommand::Add { spec } => Request::PortAdd { spec },
                 PortCommand::Del { name } => Request::PortDel { name },
                 PortCommand::Stats { name } => Request::PortStats { name },
+                PortCommand::Set { name, settings } => Request::PortSet { name, settings },
+                PortCommand::Show { name } => Request::PortShow { name },
             },
         }
     }
@@ -196,6 +210,9 @@ impl Command {
                 value["name"].as_str().unwrap_or("?"),
                 value["macs_removed"]
             ),
+            Command::Port(PortCommand::Set { .. } | PortCommand::Show { .. }) => {
+                port_show(&typed::<PortShowReply>(value)?)
+            }
             Command::Port(PortCommand::Stats { .. }) => {
                 port_stats(&typed::<Vec<PortStatsRow>>(value)?)
             }
@@ -243,6 +260,39 @@ fn show(r: &ShowReply) -> String {
     let _ = writeln!(out, "  ports: {}", r.ports.len());
     for line in port_table(&r.ports).lines() {
         let _ = writeln!(out, "    {line}");
+    }
+    out
+}
+
+/// `port show`: the port, then every setting in the order specs write them, then what the
+/// impairment did, if anything.
+fn port_show(r: &PortShowReply) -> String {
+    let mut out = format!("port {} ({}, {})\n", r.name, r.kind, r.state);
+    out += &format!("  {:<16}{}\n", "carrier", r.carrier);
+    // The order specs write them in; a trunk's keys stand where `vlan` stands.
+    let order = PortSettings::default().keys();
+    let known = order.iter().map(|(k, _)| k.as_str());
+    let mut seen = Vec::new();
+    let keys = ["trunk", "native"]
+        .into_iter()
+        .chain(known)
+        .chain(r.settings.keys().map(String::as_str));
+    for key in keys {
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        if let Some(value) = r.settings.get(key) {
+            out += &format!("  {key:<16}{value}\n");
+        }
+    }
+    for (dir, c) in [("rx", &r.impairment.rx), ("tx", &r.impairment.tx)] {
+        if *c != ImpairCounts::default() {
+            out += &format!(
+                "  {dir} impairment: {} delayed, {} lost, {} duplicated, {} corrupted, {} reordered, {} overflowed\n",
+                c.delayed, c.lost, c.duplicated, c.corrupted, c.reordered, c.overflowed
+            );
+        }
     }
     out
 }

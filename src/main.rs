@@ -47,6 +47,7 @@ fn run(args: &Args, config: Config) -> anyhow::Result<()> {
         Reactor::new(&config.name, config.bridge).context("cannot create the event loop")?;
     let switch = reactor.switch_mut();
     switch.set_busy_poll(Duration::from_micros(u64::from(config.busy_poll)));
+    switch.set_seed(config.seed);
     // Installed before any port opens, so a signal during startup still ends in a clean exit.
     reactor
         .handle_signals()

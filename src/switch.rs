@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::{Registry, Token};
 
-use crate::bridge::{Bridge, BridgeConfig, PortConfig, PortId, PortStats, VlanMode};
-use crate::config::{ArpBinding, Config, OwnAddress, PortSpec};
+use crate::bridge::{Bridge, BridgeConfig, LinkState, PortConfig, PortId, PortStats, VlanMode};
+use crate::config::{ArpBinding, Config, OwnAddress, PortSettings, PortSpec};
 use crate::datapath::Datapath;
 use crate::port::internal::{self, InternalPort};
 use crate::port::{self, Port, PortKind, Target};
@@ -38,6 +38,8 @@ pub struct Switch {
     targets: Vec<Option<Target>>,
     config: Option<ConfigSource>,
     busy_poll: Duration,
+    /// `--seed`: seeds the impairment of ports without a seed of their own.
+    seed: Option<u64>,
     /// Ports attached since the loop last asked: it reads each once, for frames that queued
     /// before their registration.
     attached: Vec<PortId>,
@@ -59,8 +61,48 @@ impl Switch {
             targets: Vec::new(),
             config: None,
             busy_poll,
+            seed: None,
             attached: Vec::new(),
         }
+    }
+
+    /// Seeds the impairment of ports attached or changed from now on (`--seed`).
+    pub fn set_seed(&mut self, seed: Option<u64>) {
+        self.seed = seed;
+    }
+
+    /// Every setting of the port, as `port show` lists them.
+    pub fn port_settings(&self, id: PortId) -> Option<PortSettings> {
+        Some(PortSettings {
+            port: self.bridge().port_config(id)?.clone(),
+            impair: self.datapath.impairment(id)?.0,
+        })
+    }
+
+    /// Applies `settings` to the running port: the core's share (a new VLAN mode forgets the
+    /// port's learned entries), the link state (the carrier follows where the port has one)
+    /// and the impairment. Its MAC entries otherwise, counters and frames in flight stay.
+    pub fn set_port_settings(&mut self, id: PortId, settings: &PortSettings) -> Result<(), String> {
+        let Some(old) = self.port_settings(id) else {
+            return Err(format!("no port {id}"));
+        };
+        let name = self.port_name(id);
+        self.bridge_mut().set_port_config(id, settings.port.clone());
+        let link = settings.port.link;
+        self.datapath
+            .set_edge(id, link.tx(), settings.impair, self.seed);
+        let carrier = link != LinkState::Down;
+        if (old.port.link != LinkState::Down) != carrier
+            && let Some(port) = self.datapath.port_mut(id)
+            && port.carrier().is_ok()
+            && let Err(e) = port.set_carrier(carrier)
+        {
+            warn!(
+                "port {name}: cannot set its carrier {}: {e}",
+                if carrier { "on" } else { "off" }
+            );
+        }
+        Ok(())
     }
 
     pub fn name(&self) -> &str {
@@ -190,9 +232,10 @@ impl Switch {
         port: Box<dyn Port>,
     ) -> Result<PortId, String> {
         let id = self
-            .add_port_with(port, spec.port_config())
+            .add_port_with(port, PortConfig::default())
             .map_err(|e| format!("cannot watch port {}: {e}", spec.name))?;
         self.targets[id.index()] = Some(spec.target.clone());
+        self.set_port_settings(id, &spec.settings)?;
         Ok(id)
     }
 

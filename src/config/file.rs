@@ -27,6 +27,7 @@ pub(super) struct FileConfig {
     pub(super) mac_ageing: Option<u32>,
     pub(super) mac_table_size: Option<u32>,
     pub(super) busy_poll: Option<u32>,
+    pub(super) seed: Option<u64>,
     pub(super) arp_suppress: Option<bool>,
     pub(super) ips: Vec<IpCidr>,
     pub(super) ip_mac: Option<MacAddr>,
@@ -44,6 +45,7 @@ struct RawFile {
     mac_ageing: Option<Spanned<u32>>,
     mac_table_size: Option<Spanned<u32>>,
     busy_poll: Option<Spanned<u32>>,
+    seed: Option<u64>,
     arp_suppress: Option<bool>,
     ip: Option<Spanned<OneOrMany>>,
     ip_mac: Option<Spanned<String>>,
@@ -72,64 +74,69 @@ struct RawArp {
     vlan: u16,
 }
 
+/// A `[[port]]` table: what the port attaches to, and any other key of the `--port` grammar,
+/// whose value may be a string, a number, a boolean (on/off) or a list (of VLANs, of groups).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPort {
     name: Option<String>,
     kind: Option<String>,
     /// The socket of a `stream` or `dgram` port.
     path: Option<String>,
-    peer: Option<String>,
-    vlan: Option<u16>,
-    trunk: Option<RawTrunk>,
-    native: Option<u16>,
-    #[serde(rename = "arp-suppress")]
-    arp_suppress: Option<bool>,
-    #[serde(rename = "arp-guard")]
-    arp_guard: Option<bool>,
-}
-
-/// `trunk = "10,20,30-40"` or `trunk = [10, 20]`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawTrunk {
-    Text(String),
-    List(Vec<u16>),
+    #[serde(flatten)]
+    keys: std::collections::BTreeMap<String, toml::Value>,
 }
 
 impl RawPort {
-    /// The options as the command-line grammar has them.
-    fn options(&self) -> Vec<(&'static str, String)> {
+    /// The options as the command-line grammar has them, or the key whose value has no
+    /// meaning there.
+    fn options(&self) -> Result<Vec<(String, String)>, String> {
         let mut options = Vec::new();
         if let (Some(_), Some(name)) = (&self.path, &self.name) {
-            options.push(("name", name.clone()));
+            options.push(("name".to_owned(), name.clone()));
         }
-        if let Some(peer) = &self.peer {
-            options.push(("peer", peer.clone()));
+        fn text(v: &toml::Value) -> Option<String> {
+            Some(match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => if *b { "on" } else { "off" }.to_owned(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(text)
+                    .collect::<Option<Vec<_>>>()?
+                    .join(","),
+                _ => return None,
+            })
         }
-        if let Some(v) = self.vlan {
-            options.push(("vlan", v.to_string()));
+        for (key, value) in &self.keys {
+            let value = text(value)
+                .ok_or_else(|| format!("{key}: expected a string, number, boolean or list"))?;
+            options.push((key.clone(), value));
         }
-        match &self.trunk {
-            Some(RawTrunk::Text(t)) => options.push(("trunk", t.clone())),
-            Some(RawTrunk::List(l)) => options.push((
-                "trunk",
-                l.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
-            )),
-            None => {}
-        }
-        if let Some(n) = self.native {
-            options.push(("native", n.to_string()));
-        }
-        let on = |b: bool| if b { "on" } else { "off" }.to_owned();
-        if let Some(b) = self.arp_suppress {
-            options.push(("arp-suppress", on(b)));
-        }
-        if let Some(b) = self.arp_guard {
-            options.push(("arp-guard", on(b)));
-        }
-        options
+        Ok(options)
     }
+}
+
+/// Where `key = ...` is written in the table that starts at `table` (so an error points at
+/// the key's line, not the table's).
+fn key_offset(text: &str, table: usize, key: &str) -> Option<usize> {
+    let mut start = table + text.get(table..)?.find('\n')? + 1;
+    while start < text.len() {
+        let line = &text[start..];
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            return None;
+        }
+        let quoted = format!("\"{key}\"");
+        let rest = trimmed
+            .strip_prefix(key)
+            .or_else(|| trimmed.strip_prefix(quoted.as_str()));
+        if rest.is_some_and(|r| r.trim_start().starts_with('=')) {
+            return Some(start);
+        }
+        start += line.find('\n')? + 1;
+    }
+    None
 }
 
 impl FileConfig {
@@ -184,17 +191,23 @@ impl FileConfig {
         for entry in raw.port {
             let at = entry.span().start;
             let raw = entry.into_inner();
-            let options = raw.options();
-            let options: Vec<(&str, &str)> =
-                options.iter().map(|(k, v)| (*k, v.as_str())).collect();
             // A socket port is named by its path (and optionally `name`), others by `name`.
             let (head, label) = match (&raw.path, &raw.name) {
                 (Some(path), _) => (path.as_str(), path.as_str()),
                 (None, Some(name)) => (name.as_str(), name.as_str()),
                 (None, None) => return Err(fail(at, "port: needs name (or path)".to_owned())),
             };
-            let mut spec = PortSpec::new(raw.kind.as_deref(), head, &options)
+            let options = raw
+                .options()
                 .map_err(|e| fail(at, format!("port {label:?}: {e}")))?;
+            let options: Vec<(&str, &str)> = options
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut spec = PortSpec::new(raw.kind.as_deref(), head, &options).map_err(|e| {
+                let at = e.key().and_then(|k| key_offset(text, at, k)).unwrap_or(at);
+                fail(at, format!("port {label:?}: {e}"))
+            })?;
             match &mut spec.target {
                 Target::Stream(p) => from_file_dir(path, p),
                 Target::Dgram { path: p, peer } => {
@@ -284,6 +297,7 @@ impl FileConfig {
             mac_ageing: ranged("mac-ageing", raw.mac_ageing, MAC_AGEING_RANGE)?,
             mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
             busy_poll: ranged("busy-poll", raw.busy_poll, BUSY_POLL_RANGE)?,
+            seed: raw.seed,
             arp_suppress: raw.arp_suppress,
             ips,
             ip_mac,

@@ -6,6 +6,7 @@
 //! parsers, ranges and defaults, and the errors.
 
 mod file;
+mod settings;
 mod spec;
 
 use std::net::Ipv4Addr;
@@ -20,7 +21,8 @@ use file::FileConfig;
 /// A spec's target and kind are the port layer's; re-exported so users of a [`PortSpec`] can
 /// name them from here.
 pub use crate::port::{PortKind, Target};
-pub use spec::{PORT_KEYS, PortSpec, SpecError, check_port_name};
+pub use settings::{PortSettings, SETTING_KEYS};
+pub use spec::{PortSpec, SpecError, check_port_name, split_options};
 
 /// Range of `--mac-ageing`, in seconds.
 pub const MAC_AGEING_RANGE: std::ops::RangeInclusive<u32> = 10..=1_000_000;
@@ -105,6 +107,8 @@ pub struct Overrides {
     pub mac_ageing: Option<u32>,
     pub mac_table_size: Option<u32>,
     pub busy_poll: Option<u32>,
+    /// `--seed`: the seed of every port's random impairment that has none of its own.
+    pub seed: Option<u64>,
     /// Ports from `--port`: added to the file's; a port named in both takes the flag's spec.
     pub ports: Vec<PortSpec>,
     pub arp_suppress: Option<bool>,
@@ -153,6 +157,8 @@ pub struct Config {
     pub bridge: BridgeConfig,
     /// Microseconds the loop keeps polling after the last frame before it sleeps.
     pub busy_poll: u32,
+    /// Seeds the random impairment of ports without a `seed` of their own (random if unset).
+    pub seed: Option<u64>,
     pub arp_bindings: Vec<ArpBinding>,
     /// The switch's own address, if it has one.
     pub own: Option<OwnAddress>,
@@ -242,6 +248,7 @@ impl Config {
                 .busy_poll
                 .or(from_file.busy_poll)
                 .unwrap_or(DEFAULT_BUSY_POLL),
+            seed: overrides.seed.or(from_file.seed),
             arp_bindings: from_file.arp_bindings,
             own,
         })

@@ -1,5 +1,5 @@
 //! The `--port` spec grammar, `[KIND:]NAME[,key=value...]`: parsed into a [`PortSpec`] (the
-//! port's name, the [`Target`] the port layer opens, its VLAN and ARP settings), printed back the
+//! port's name, the [`Target`] the port layer opens, its [`PortSettings`]), printed back the
 //! same way, and rejected with a [`SpecError`] that says what is wrong. The config file's
 //! `[[port]]` tables go through the same grammar, so a port means the same wherever it is
 //! written.
@@ -8,8 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::bridge::PortConfig;
-use crate::bridge::vlan::{VlanListError, VlanMode, VlanSet, parse_vid};
+use super::settings::{PortSettings, SETTING_KEYS};
 use crate::port::{PortKind, Target};
 use crate::sys::{IfName, InvalidIfName};
 
@@ -37,26 +36,12 @@ pub struct PortSpec {
     /// name.
     pub name: String,
     pub target: Target,
-    /// `vlan=N` (access), `trunk=LIST[,native=N]`, or neither (every VLAN).
-    pub vlan: VlanMode,
-    /// `arp-suppress=on|off`; unset follows `--arp-suppress`.
-    pub arp_suppress: Option<bool>,
-    /// `arp-guard=on|off`.
-    pub arp_guard: bool,
+    /// Everything else: VLANs, ARP, flags, link state, impairment.
+    pub settings: PortSettings,
 }
 
-/// The keys a port spec takes.
-pub const PORT_KEYS: &str =
-    "vlan, trunk, native, arp-suppress, arp-guard; name (stream, dgram); peer (dgram)";
-
-/// `on`/`off` (or `true`/`false`, `yes`/`no`).
-fn parse_switch(value: &str) -> Option<bool> {
-    match value {
-        "on" | "true" | "yes" => Some(true),
-        "off" | "false" | "no" => Some(false),
-        _ => None,
-    }
-}
+/// Keys only a socket port takes.
+const SOCKET_KEYS: &str = "name (stream, dgram), peer (dgram)";
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,21 +63,30 @@ pub enum SpecError {
     },
     #[error("option {0:?} is not key=value")]
     NotKeyValue(String),
-    #[error("unknown key {0:?} (a port takes {PORT_KEYS})")]
+    #[error("unknown key {0:?} (a port takes {SETTING_KEYS}; {SOCKET_KEYS})")]
     UnknownKey(String),
     #[error("key {0}= is given twice")]
     Duplicate(String),
-    #[error("{key}={value}: {source}")]
-    BadValue {
-        key: &'static str,
+    #[error("{key}={value}: {reason}")]
+    Invalid {
+        key: String,
         value: String,
-        #[source]
-        source: VlanListError,
+        reason: String,
     },
-    #[error("{key}={value}: expected on or off")]
-    NotOnOff { key: &'static str, value: String },
     #[error("{0}")]
     Conflict(&'static str),
+}
+
+impl SpecError {
+    /// The key the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            SpecError::UnknownKey(k) | SpecError::Duplicate(k) => Some(k),
+            SpecError::Invalid { key, .. } => Some(key),
+            SpecError::WrongKind { key, .. } => Some(key),
+            _ => None,
+        }
+    }
 }
 
 fn known_kinds() -> String {
@@ -113,28 +107,14 @@ impl PortSpec {
                 .find(|known| known.name() == k)
                 .ok_or_else(|| SpecError::UnknownKind(k.to_owned()))?,
         };
-        let (mut access, mut trunk, mut native) = (None, None, None);
-        let (mut arp_suppress, mut arp_guard) = (None, None);
         let (mut port_name, mut peer) = (None, None);
+        let mut settings = Vec::new();
         for &(key, value) in options {
             let only = |allowed: bool, key: &'static str, only: &'static str| {
                 if allowed {
                     Ok(())
                 } else {
                     Err(SpecError::WrongKind { key, only })
-                }
-            };
-            let on_off = |key: &'static str| {
-                parse_switch(value).ok_or_else(|| SpecError::NotOnOff {
-                    key,
-                    value: value.to_owned(),
-                })
-            };
-            let bad = |key: &'static str| {
-                move |source| SpecError::BadValue {
-                    key,
-                    value: value.to_owned(),
-                    source,
                 }
             };
             let first = match key {
@@ -147,42 +127,17 @@ impl PortSpec {
                     only(kind == PortKind::Dgram, "peer", "dgram")?;
                     peer.replace(value.to_owned()).is_none()
                 }
-                "arp-suppress" => arp_suppress.replace(on_off("arp-suppress")?).is_none(),
-                "arp-guard" => arp_guard.replace(on_off("arp-guard")?).is_none(),
-                "vlan" => access
-                    .replace(parse_vid(value).map_err(bad("vlan"))?)
-                    .is_none(),
-                "native" => native
-                    .replace(parse_vid(value).map_err(bad("native"))?)
-                    .is_none(),
-                "trunk" => {
-                    let set: VlanSet = value.parse().map_err(bad("trunk"))?;
-                    trunk.replace(set).is_none()
+                _ => {
+                    settings.push((key, value));
+                    true
                 }
-                _ => return Err(SpecError::UnknownKey(key.to_owned())),
             };
             if !first {
                 return Err(SpecError::Duplicate(key.to_owned()));
             }
         }
-        let vlan = match (access, trunk, native) {
-            (None, None, None) => VlanMode::All,
-            (Some(n), None, None) => VlanMode::Access(n),
-            (None, Some(vlans), native) => VlanMode::Trunk {
-                vlans: Box::new(vlans),
-                native,
-            },
-            (Some(_), _, _) => {
-                return Err(SpecError::Conflict(
-                    "vlan= makes an access port; it cannot be combined with trunk= or native=",
-                ));
-            }
-            (None, None, Some(_)) => {
-                return Err(SpecError::Conflict(
-                    "native= needs trunk= (the tagged VLANs)",
-                ));
-            }
-        };
+        let mut port_settings = PortSettings::default();
+        port_settings.apply(&settings)?;
         let socket_name = |path: &str| -> Result<(PathBuf, String), SpecError> {
             if path.is_empty() {
                 return Err(SpecError::NoPath { kind });
@@ -216,9 +171,7 @@ impl PortSpec {
         Ok(PortSpec {
             name,
             target,
-            vlan,
-            arp_suppress,
-            arp_guard: arp_guard.unwrap_or(false),
+            settings: port_settings,
         })
     }
 
@@ -227,41 +180,48 @@ impl PortSpec {
     }
 
     /// The settings the forwarding core keeps for this port.
-    pub fn port_config(&self) -> PortConfig {
-        PortConfig {
-            vlan: self.vlan.clone(),
-            arp_suppress: self.arp_suppress,
-            arp_guard: self.arp_guard,
+    pub fn port_config(&self) -> crate::bridge::PortConfig {
+        self.settings.port.clone()
+    }
+}
+
+/// Keys whose value is a comma-separated list: the items after them without `=` continue them.
+const LIST_KEYS: [&str; 2] = ["trunk", "link-local"];
+
+/// Splits `key=value,key=value...` (lists kept whole, see [`LIST_KEYS`]).
+pub fn split_options(text: &str) -> Result<Vec<(&str, String)>, SpecError> {
+    let mut options: Vec<(&str, String)> = Vec::new();
+    for part in text.split(',') {
+        match (part.split_once('='), options.last_mut()) {
+            (Some((key, value)), _) => options.push((key, value.to_owned())),
+            (None, Some((key, value))) if LIST_KEYS.contains(key) => {
+                value.push(',');
+                value.push_str(part);
+            }
+            (None, _) => return Err(SpecError::NotKeyValue(part.to_owned())),
         }
     }
+    Ok(options)
 }
 
 impl FromStr for PortSpec {
     type Err = SpecError;
 
-    /// `[KIND:]NAME[,key=value...]`. A trunk list keeps its commas: in
+    /// `[KIND:]NAME[,key=value...]`. A list keeps its commas: in
     /// `tap0,trunk=10,20,30-40,native=5` the items without `=` continue the `trunk=` value.
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         if spec.is_empty() {
             return Err(SpecError::Empty);
         }
-        let mut parts = spec.split(',');
-        let head = parts.next().unwrap_or_default();
+        let (head, rest) = match spec.split_once(',') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (spec, None),
+        };
         let (kind, name) = match head.split_once(':') {
             Some((kind, name)) => (Some(kind), name),
             None => (None, head),
         };
-        let mut options: Vec<(&str, String)> = Vec::new();
-        for part in parts {
-            match (part.split_once('='), options.last_mut()) {
-                (Some((key, value)), _) => options.push((key, value.to_owned())),
-                (None, Some((key, value))) if *key == "trunk" => {
-                    value.push(',');
-                    value.push_str(part);
-                }
-                (None, _) => return Err(SpecError::NotKeyValue(part.to_owned())),
-            }
-        }
+        let options = rest.map(split_options).transpose()?.unwrap_or_default();
         let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         PortSpec::new(kind, name, &options)
     }
@@ -287,22 +247,10 @@ impl fmt::Display for PortSpec {
         {
             write!(f, ",peer={}", peer.display())?;
         }
-        match &self.vlan {
-            VlanMode::All => {}
-            VlanMode::Access(n) => write!(f, ",vlan={n}")?,
-            VlanMode::Trunk { vlans, native } => {
-                write!(f, ",trunk={vlans}")?;
-                if let Some(n) = native {
-                    write!(f, ",native={n}")?;
-                }
+        for (key, value) in self.settings.changed_keys() {
+            if (key.as_str(), value.as_str()) != ("native", "none") {
+                write!(f, ",{key}={value}")?;
             }
-        }
-        let on = |b: bool| if b { "on" } else { "off" };
-        if let Some(s) = self.arp_suppress {
-            write!(f, ",arp-suppress={}", on(s))?;
-        }
-        if self.arp_guard {
-            write!(f, ",arp-guard=on")?;
         }
         Ok(())
     }

@@ -8,11 +8,11 @@ use serde_json::Value;
 
 pub use super::reload::reload;
 use super::{
-    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, PortInfo, PortStatsRow, Request,
-    ShowReply,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, ImpairmentReply, PortInfo,
+    PortShowReply, PortStatsRow, Request, ShowReply,
 };
 use crate::bridge::{PortId, PortStats};
-use crate::config::PortSpec;
+use crate::config::{PortSpec, split_options};
 use crate::switch::Switch;
 use crate::wire::vlan::MAX_VID;
 
@@ -75,6 +75,32 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
             switch.release_from_config(&name);
             info!("port {name} deleted by a control client");
             Ok(serde_json::json!({ "name": name, "macs_removed": macs }))
+        }
+        Request::PortSet { name, settings } => {
+            let id = port_id(switch, &name)?;
+            let mut next = switch
+                .port_settings(id)
+                .ok_or_else(|| format!("no port named {name:?}"))?;
+            let mut options = Vec::new();
+            for item in &settings {
+                options.extend(split_options(item).map_err(|e| e.to_string())?);
+            }
+            if options.is_empty() {
+                return Err("nothing to set: give KEY=VALUE".to_owned());
+            }
+            let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            next.apply(&pairs)
+                .map_err(|e| format!("port {name}: {e}"))?;
+            switch.set_port_settings(id, &next)?;
+            info!(
+                "port {name}: set {} by a control client",
+                settings.join(" ")
+            );
+            to_value(port_show(switch, id))
+        }
+        Request::PortShow { name } => {
+            let id = port_id(switch, &name)?;
+            to_value(port_show(switch, id))
         }
         Request::PortStats { name } => {
             let ids = match name {
@@ -142,6 +168,23 @@ fn port_info(switch: &Switch, id: PortId) -> Option<PortInfo> {
             .map(ToString::to_string)
             .unwrap_or_default(),
         detail: port.detail(),
+    })
+}
+
+fn port_show(switch: &Switch, id: PortId) -> Option<PortShowReply> {
+    let port = switch.port(id)?;
+    let settings = switch.port_settings(id)?;
+    let (_, rx, tx) = switch.datapath().impairment(id)?;
+    Some(PortShowReply {
+        name: port.name().to_owned(),
+        kind: port.kind().to_string(),
+        state: switch.port_state(id).to_owned(),
+        carrier: match port.carrier() {
+            Ok(()) => "switch".to_owned(),
+            Err(why) => why.to_owned(),
+        },
+        settings: settings.keys().into_iter().collect(),
+        impairment: ImpairmentReply { rx, tx },
     })
 }
 

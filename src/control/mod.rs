@@ -54,6 +54,11 @@ pub enum Request {
     PortAdd { spec: String },
     /// Detach a port (a TAP the switch created is deleted).
     PortDel { name: String },
+    /// Change a port's settings at runtime: each item is `key=value` (or several,
+    /// comma-separated) of the `--port` grammar.
+    PortSet { name: String, settings: Vec<String> },
+    /// Every setting of one port, with its carrier and impairment counts.
+    PortShow { name: String },
     /// Counters of one port or all.
     PortStats {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,13 +187,34 @@ pub struct PortStatsRow {
     pub drops: BTreeMap<String, u64>,
 }
 
+/// The reply to `port-show` (and `port-set`, after the change).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PortShowReply {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    /// `switch` when `link` drives the port's carrier, else why it cannot.
+    pub carrier: String,
+    /// Every setting by key, its value as a spec writes it.
+    pub settings: BTreeMap<String, String>,
+    /// What each direction's impairment did.
+    pub impairment: ImpairmentReply,
+}
+
+/// Frames the impairment of each direction delayed, lost, duplicated, ...
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImpairmentReply {
+    pub rx: crate::datapath::impair::ImpairCounts,
+    pub tx: crate::datapath::impair::ImpairCounts,
+}
+
 /// The reply to `reload`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReloadReply {
     pub added: Vec<String>,
     pub removed: Vec<String>,
-    /// Ports whose VLAN settings changed; they kept forwarding, their learned MACs were
-    /// forgotten.
+    /// Ports whose settings changed; they kept forwarding (a new VLAN mode forgot their
+    /// learned MACs).
     pub reconfigured: Vec<String>,
     /// Ports whose kind or target changed: closed and opened again.
     #[serde(default)]

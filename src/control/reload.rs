@@ -9,7 +9,8 @@ use crate::switch::Switch;
 
 /// Re-reads the config file and makes the ports match it: ports the file lists that are not
 /// attached start (including ones that died or were deleted since), ports it no longer lists
-/// stop, listed ports whose VLAN settings changed are re-configured in place, ports whose kind
+/// stop, listed ports whose settings (VLANs, flags, link, impairment) changed are re-configured
+/// in place, keeping their MAC entries and counters, ports whose kind
 /// or target (interface, socket path, peer) changed are closed and reopened, and the others
 /// are not touched: their frames keep flowing. Table settings apply at once. Only ports that
 /// came from the file are ever stopped; one attached at runtime with `port-add` is left alone,
@@ -55,13 +56,16 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
         reply.removed.push(spec.name.to_string());
     }
     for (spec, id) in retune {
-        let config = spec.port_config();
-        if switch.bridge().port_config(id) == Some(&config) {
+        if switch.port_settings(id).as_ref() == Some(&spec.settings) {
             reply.unchanged.push(spec.name.to_string());
         } else {
-            switch.bridge_mut().set_port_config(id, config);
-            info!("port {}: now {spec}", spec.name);
-            reply.reconfigured.push(spec.name.to_string());
+            match switch.set_port_settings(id, &spec.settings) {
+                Ok(()) => {
+                    info!("port {}: now {spec}", spec.name);
+                    reply.reconfigured.push(spec.name.to_string());
+                }
+                Err(e) => reply.failed.push(format!("{}: {e}", spec.name)),
+            }
         }
     }
     for (spec, id) in replace {
@@ -85,6 +89,9 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
 
     if new.bridge != old.bridge {
         switch.bridge_mut().set_config(new.bridge);
+    }
+    if new.seed != old.seed {
+        switch.set_seed(new.seed);
     }
     if new.busy_poll != old.busy_poll {
         switch.set_busy_poll(std::time::Duration::from_micros(u64::from(new.busy_poll)));

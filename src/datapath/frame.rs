@@ -45,6 +45,12 @@ impl FrameBuf {
         self.received(VNET_HDR_LEN + eth.len());
     }
 
+    /// Puts a frame read earlier (virtio-net header + Ethernet) back in the buffer.
+    pub(super) fn reload(&mut self, frame: &[u8]) {
+        self.recv_area()[..frame.len()].copy_from_slice(frame);
+        self.received(frame.len());
+    }
+
     /// Takes note of a frame of `len` bytes just read into [`FrameBuf::recv_area`].
     pub(super) fn received(&mut self, len: usize) {
         self.start = VLAN_TAG_LEN;

@@ -17,6 +17,7 @@
 
 mod egress;
 mod frame;
+pub mod impair;
 mod ports;
 pub mod queue;
 pub mod taps;
@@ -31,7 +32,8 @@ use crate::bridge::{
 };
 use crate::port::Port;
 use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
-use egress::InFlight;
+use egress::{InFlight, hold_copy};
+use impair::{ImpairConfig, ImpairCounts, Impairer, port_seed};
 use ports::{PortTable, Sent, Slot, describe_gone};
 use taps::{Direction, Taps};
 
@@ -96,6 +98,7 @@ impl Datapath {
         let slot = self.ports.remove(id)?;
         self.bridge.remove_port(id);
         self.out.after.held.retain(|&p| p != id);
+        self.out.after.rx_held.retain(|&p| p != id);
         self.out.after.dead.retain(|&(p, _)| p != id);
         Some(slot.port)
     }
@@ -139,8 +142,52 @@ impl Datapath {
     /// The port's counters, both directions.
     pub fn port_stats(&self, id: PortId) -> Option<PortStats> {
         let rx = self.bridge.counters(id)?;
-        let tx = &self.ports.get(id)?.tx;
-        Some(PortStats::new(rx, tx))
+        let slot = self.ports.get(id)?;
+        let mut stats = PortStats::new(rx, &slot.tx);
+        stats.add_drops(&slot.rx_edge);
+        Some(stats)
+    }
+
+    /// Applies the edge's share of a port's settings: whether frames may be sent to its host
+    /// (`tx_on`), and its impairment, seeded by its own seed, else `seed`, else at random. An
+    /// impairment that did not change keeps its state (rate clock, random sequence, counts);
+    /// frames already held keep their times. Returns whether the port exists.
+    pub fn set_edge(
+        &mut self,
+        id: PortId,
+        tx_on: bool,
+        impair: ImpairConfig,
+        seed: Option<u64>,
+    ) -> bool {
+        let Some(slot) = self.ports.get_mut(id) else {
+            return false;
+        };
+        slot.tx_off = !tx_on;
+        if slot.impair != impair {
+            let seed = impair.seed.or(seed);
+            let name = slot.port.name().to_owned();
+            let make = |config: impair::Impair, direction: &str| {
+                config.is_active().then(|| {
+                    let seed = seed.map(|s| port_seed(s, &name, direction));
+                    Box::new(Impairer::new(config, seed))
+                })
+            };
+            slot.rx_impair = make(impair.rx, "rx");
+            slot.tx_impair = make(impair.tx, "tx");
+            slot.impair = impair;
+        }
+        true
+    }
+
+    /// The port's impairment settings and what each direction did (`rx`, `tx`).
+    pub fn impairment(&self, id: PortId) -> Option<(ImpairConfig, ImpairCounts, ImpairCounts)> {
+        let slot = self.ports.get(id)?;
+        let counts = |i: &Option<Box<Impairer>>| i.as_ref().map(|i| i.counts).unwrap_or_default();
+        Some((
+            slot.impair,
+            counts(&slot.rx_impair),
+            counts(&slot.tx_impair),
+        ))
     }
 
     /// Stages 1 to 7 for up to `budget` frames from port `id` at `now` (time since the switch
@@ -162,7 +209,11 @@ impl Datapath {
             match slot.port.recv(self.out.buf.recv_area()) {
                 Ok(n) => {
                     self.out.buf.received(n);
-                    self.handle_frame(id, &mut slot, now);
+                    if slot.rx_impair.is_some() {
+                        self.impair_rx(id, &mut slot, now);
+                    } else {
+                        self.handle_frame(id, &mut slot, now);
+                    }
                     done.frames += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -190,9 +241,9 @@ impl Datapath {
         }
         match verdict {
             Verdict::Forward { port, vlan, egress } => self.forward(port, vlan, egress, now),
-            Verdict::Flood { vlan } => {
+            Verdict::Flood { vlan, kind } => {
                 let mut targets = std::mem::take(&mut self.targets);
-                targets.extend(self.bridge.flood(ingress, vlan));
+                targets.extend(self.bridge.flood(ingress, vlan, kind));
                 for &(out, egress) in &targets {
                     self.forward(out, vlan, egress, now);
                 }
@@ -207,6 +258,35 @@ impl Datapath {
             }
             Verdict::Guarded(event) => self.log_guard(slot, &event, now),
             Verdict::Drop(_) => {}
+        }
+    }
+
+    /// A frame from a port whose `rx-` impairment is on: its fate decided (per segment where
+    /// needed) and its copies held in the port's receive queue until their time; the loop's
+    /// timer hands them to the core then ([`Datapath::release`]).
+    fn impair_rx(&mut self, id: PortId, slot: &mut Slot, now: Duration) {
+        let Some(mut imp) = slot.rx_impair.take() else {
+            return;
+        };
+        let mut held = false;
+        self.out
+            .each_wire_frame(slot, imp.config.per_segment(), |slot, frame| {
+                let fate = imp.decide(frame.len().saturating_sub(VNET_HDR_LEN), now);
+                if fate.copies == 0 {
+                    slot.rx_edge.count_drop(DropReason::ImpairLoss);
+                }
+                for copy in 0..fate.copies {
+                    let corrupt = fate.corrupt && copy == 0;
+                    if hold_copy(&mut imp, &mut slot.rx_held, frame, &fate, corrupt) {
+                        held = true;
+                    } else {
+                        slot.rx_edge.count_drop(DropReason::ImpairOverflow);
+                    }
+                }
+            });
+        slot.rx_impair = Some(imp);
+        if held {
+            self.out.after.note_rx_held(id);
         }
     }
 
@@ -258,15 +338,25 @@ impl Datapath {
 
     /// When the next held frame is due, if any is held.
     pub fn next_release(&self) -> Option<Duration> {
-        let held = &self.out.after.held;
-        held.iter()
-            .filter_map(|&id| self.ports.get(id)?.queue.next_release())
-            .min()
+        let after = &self.out.after;
+        let tx = after
+            .held
+            .iter()
+            .filter_map(|&id| self.ports.get(id)?.queue.next_release());
+        let rx = after
+            .rx_held
+            .iter()
+            .filter_map(|&id| self.ports.get(id)?.rx_held.next_release());
+        tx.chain(rx).min()
     }
 
-    /// Sends the held frames due at `now`. A port that is full keeps its frame at the head of
-    /// its queue and is tried again [`RETRY_FULL`] later.
+    /// Sends the held frames due at `now`, and hands the received frames an `rx-` impairment
+    /// held to the core. A port that is full keeps its frame at the head of its queue and is
+    /// tried again [`RETRY_FULL`] later.
     pub fn release(&mut self, now: Duration) {
+        if !self.out.after.rx_held.is_empty() {
+            self.release_received(now);
+        }
         let mut held = std::mem::take(&mut self.out.after.held);
         let dead = &mut self.out.after.dead;
         held.retain(|&id| {
@@ -296,6 +386,31 @@ impl Datapath {
             !slot.queue.is_empty()
         });
         self.out.after.held = held;
+    }
+
+    /// Stages 2 to 7 for the received frames held by `rx-` impairment that are due at `now`.
+    fn release_received(&mut self, now: Duration) {
+        let ports = std::mem::take(&mut self.out.after.rx_held);
+        let mut still = Vec::new();
+        for id in ports {
+            let Some(mut slot) = self.ports.take(id) else {
+                continue;
+            };
+            let mut queue = std::mem::take(&mut slot.rx_held);
+            queue.release(now, now, |frame| {
+                self.out.buf.reload(frame);
+                self.handle_frame(id, &mut slot, now);
+                true
+            });
+            slot.rx_held = queue;
+            if !slot.rx_held.is_empty() {
+                still.push(id);
+            }
+            self.ports.put(id, slot);
+        }
+        for id in still {
+            self.out.after.note_rx_held(id);
+        }
     }
 
     /// The ports found gone since the last call, with why: the owner removes them.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use log::{debug, warn};
 
-use super::queue::EgressQueue;
+use super::impair::{ImpairConfig, Impairer};
+use super::queue::FrameQueue;
 use crate::bridge::{Counters, DropReason, PortId};
 use crate::port::Port;
 use crate::wire::VNET_HDR_LEN;
@@ -20,7 +21,17 @@ pub(super) struct Slot {
     pub port: Box<dyn Port>,
     /// Frames sent, and frames that could not be.
     pub tx: Counters,
-    pub queue: EgressQueue,
+    /// Frames received but dropped before the core saw them (`rx-` impairment).
+    pub rx_edge: Counters,
+    pub queue: FrameQueue,
+    /// `link=down` or `tx-down`: nothing is sent to the port's host (counted `admin_down`).
+    pub tx_off: bool,
+    /// The port's impairment settings, and each impaired direction at work.
+    pub impair: ImpairConfig,
+    pub rx_impair: Option<Box<Impairer>>,
+    pub tx_impair: Option<Box<Impairer>>,
+    /// Received frames the `rx-` impairment holds back.
+    pub rx_held: FrameQueue,
     /// The last send found the link down (EIO); cleared by the next successful send.
     pub link_down: bool,
     pub last_warning: Option<Duration>,
@@ -43,7 +54,13 @@ impl Slot {
         Slot {
             port,
             tx: Counters::default(),
-            queue: EgressQueue::default(),
+            rx_edge: Counters::default(),
+            queue: FrameQueue::default(),
+            tx_off: false,
+            impair: ImpairConfig::default(),
+            rx_impair: None,
+            tx_impair: None,
+            rx_held: FrameQueue::default(),
             link_down: false,
             last_warning: None,
             last_guard_log: None,

@@ -1,5 +1,6 @@
 //! Stage 6, the egress queue of one port: frames held until a release time (a delay, a rate
-//! limit) or kept while the port is momentarily full, released by the loop's timer.
+//! limit) or kept while the port is momentarily full, released by the loop's timer. The same
+//! queue holds a port's received frames while its `rx-` impairment delays them.
 //!
 //! Bounded in frames and bytes; a frame past the bound is refused and counted by the caller
 //! (`queue_full`). Frames leave in the order they came (a frame due earlier waits behind one
@@ -26,9 +27,9 @@ struct Held {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueFull;
 
-/// One port's egress queue.
+/// Frames held in order until their release times.
 #[derive(Default)]
-pub struct EgressQueue {
+pub struct FrameQueue {
     held: VecDeque<Held>,
     /// Bytes of the frames held.
     bytes: usize,
@@ -36,7 +37,7 @@ pub struct EgressQueue {
     spare: Vec<Vec<u8>>,
 }
 
-impl EgressQueue {
+impl FrameQueue {
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
@@ -45,8 +46,9 @@ impl EgressQueue {
         self.held.len()
     }
 
-    /// Holds a copy of `frame` until `release`, behind the frames already held.
-    pub fn push(&mut self, frame: &[u8], release: Duration) -> Result<(), QueueFull> {
+    /// Holds a copy of `frame` until `release`, behind the frames already held; returns the
+    /// copy, which may still be changed.
+    pub fn push(&mut self, frame: &[u8], release: Duration) -> Result<&mut [u8], QueueFull> {
         if self.held.len() >= QUEUE_FRAMES || self.bytes + frame.len() > QUEUE_BYTES {
             return Err(QueueFull);
         }
@@ -58,7 +60,16 @@ impl EgressQueue {
             release,
             frame: buf,
         });
-        Ok(())
+        Ok(self.held.back_mut().map_or(&mut [], |h| &mut h.frame[..]))
+    }
+
+    /// Holds a copy of `frame` until `release`, ahead of the frames already held (a reordered
+    /// frame); returns the copy.
+    pub fn push_ahead(&mut self, frame: &[u8], release: Duration) -> Result<&mut [u8], QueueFull> {
+        self.push(frame, release)?;
+        let held = self.held.pop_back().ok_or(QueueFull)?;
+        self.held.push_front(held);
+        Ok(self.held.front_mut().map_or(&mut [], |h| &mut h.frame[..]))
     }
 
     /// When the frame at the head may leave, if a frame is held.
@@ -114,7 +125,7 @@ mod tests {
 
     #[test]
     fn frames_leave_at_their_time_in_order() {
-        let mut q = EgressQueue::default();
+        let mut q = FrameQueue::default();
         q.push(b"one", ms(10)).unwrap();
         q.push(b"two", ms(20)).unwrap();
         q.push(b"three", ms(15)).unwrap();
@@ -137,23 +148,23 @@ mod tests {
 
     #[test]
     fn the_bound_refuses_frames_past_it() {
-        let mut q = EgressQueue::default();
+        let mut q = FrameQueue::default();
         let big = vec![0u8; QUEUE_BYTES / 2];
         q.push(&big, ms(1)).unwrap();
         q.push(&big, ms(1)).unwrap();
-        assert_eq!(q.push(b"x", ms(1)), Err(QueueFull), "bytes");
+        assert_eq!(q.push(b"x", ms(1)).err(), Some(QueueFull), "bytes");
         assert_eq!(q.release(ms(1), ms(9), |_| true), 2);
         for _ in 0..QUEUE_FRAMES {
             q.push(b"x", ms(2)).unwrap();
         }
-        assert_eq!(q.push(b"x", ms(2)), Err(QueueFull), "frames");
+        assert_eq!(q.push(b"x", ms(2)).err(), Some(QueueFull), "frames");
         assert_eq!(q.clear(), QUEUE_FRAMES);
         assert!(q.push(b"x", ms(2)).is_ok());
     }
 
     #[test]
     fn a_full_port_keeps_the_head_until_its_retry() {
-        let mut q = EgressQueue::default();
+        let mut q = FrameQueue::default();
         q.push(b"one", ms(10)).unwrap();
         q.push(b"two", ms(10)).unwrap();
         assert_eq!(q.release(ms(10), ms(11), |_| false), 0);
@@ -171,7 +182,7 @@ mod tests {
 
     #[test]
     fn buffers_are_reused() {
-        let mut q = EgressQueue::default();
+        let mut q = FrameQueue::default();
         q.push(&[1; 1500], ms(0)).unwrap();
         q.release(ms(0), ms(9), |_| true);
         let spare = q.spare[0].as_ptr();

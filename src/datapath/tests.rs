@@ -44,6 +44,10 @@ impl Port for MemPort {
         }
     }
 
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err("an in-memory port has no carrier")
+    }
+
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut wire = self.wire.lock().unwrap();
         if let Some(errno) = wire.recv_error {
@@ -177,7 +181,12 @@ fn the_budget_bounds_a_turn() {
 
 #[test]
 fn egress_shaping_tags_for_a_trunk_and_untags_for_an_access_port() {
-    let trunk: VlanMode = "trunk=10".parse::<crate::config::PortSpec>().unwrap().vlan;
+    let trunk: VlanMode = "trunk=10"
+        .parse::<crate::config::PortSpec>()
+        .unwrap()
+        .settings
+        .port
+        .vlan;
     let mut r = Rig::new(vec![VlanMode::Access(10), trunk, VlanMode::Access(10)]);
     let hello = frame(BCAST, mac(1), 7);
     r.inject(0, &hello, ms(0));
@@ -315,7 +324,12 @@ impl Tap for Recorder {
 
 #[test]
 fn taps_see_frames_as_they_are_on_each_ports_wire() {
-    let trunk: VlanMode = "trunk=10".parse::<crate::config::PortSpec>().unwrap().vlan;
+    let trunk: VlanMode = "trunk=10"
+        .parse::<crate::config::PortSpec>()
+        .unwrap()
+        .settings
+        .port
+        .vlan;
     let mut r = Rig::new(vec![VlanMode::Access(10), trunk]);
     let rec = Recorder {
         port: Some(PortId(1)),

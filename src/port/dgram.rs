@@ -72,6 +72,10 @@ impl Port for DgramPort {
         }
     }
 
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err("QEMU's socket netdevs carry no link state; link=down drops frames only")
+    }
+
     fn detail(&self) -> String {
         let mut detail = match &self.peer {
             Some(peer) => format!(

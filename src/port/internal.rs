@@ -149,6 +149,10 @@ impl Port for InternalPort {
         }
     }
 
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err("the switch's own port has no carrier; link=down drops frames only")
+    }
+
     fn detail(&self) -> String {
         let ips: Vec<String> = self.ips.iter().map(ToString::to_string).collect();
         format!("the switch's own address {} at {}", ips.join(" "), self.mac)

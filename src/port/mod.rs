@@ -99,6 +99,15 @@ pub trait Port: Send {
         String::new()
     }
 
+    /// Whether the switch can raise and drop this port's carrier (`link=down` shows as
+    /// NO-CARRIER to its host), and if not, why, for `port show`.
+    fn carrier(&self) -> Result<(), &'static str>;
+
+    /// Raises or drops the carrier, where [`Port::carrier`] says the switch can.
+    fn set_carrier(&mut self, _up: bool) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     /// Reads one frame into `buf` (header + frame) and returns the bytes used. `WouldBlock`
     /// means nothing is queued; any error but `WouldBlock` and `Interrupted` means the port is
     /// gone.

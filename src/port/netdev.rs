@@ -211,6 +211,12 @@ impl Port for NetdevPort {
         if self.sock.is_some() { "up" } else { "down" }
     }
 
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err(
+            "an attached interface's carrier is its owner's (QEMU, a veth); link=down drops frames only",
+        )
+    }
+
     fn detail(&self) -> String {
         match &self.sock {
             Some(s) => format!("AF_PACKET on ifindex {}", s.ifindex()),

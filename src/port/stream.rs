@@ -206,6 +206,10 @@ impl Port for StreamPort {
         if self.conn.is_some() { "up" } else { "waiting" }
     }
 
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err("QEMU's socket netdevs carry no link state; link=down drops frames only")
+    }
+
     fn detail(&self) -> String {
         format!("QEMU -netdev stream on {}", self.path.display())
     }

@@ -63,6 +63,8 @@ impl TapOpenError {
 #[derive(Debug)]
 pub struct TapPort {
     tap: Tap,
+    /// The switch dropped the carrier (`link=down`); a persistent TAP gets it back on close.
+    carrier_off: bool,
 }
 
 impl TapPort {
@@ -76,7 +78,10 @@ impl TapPort {
             }
             Err(e) => warn!("{name}: cannot bring the link up ({e}); run `ip link set {name} up`"),
         }
-        Ok(TapPort { tap })
+        Ok(TapPort {
+            tap,
+            carrier_off: false,
+        })
     }
 
     /// Whether the TAP existed before the switch opened it (and outlives it).
@@ -107,6 +112,16 @@ impl Port for TapPort {
         } else {
             "created by vswitchd, deleted when detached".to_owned()
         }
+    }
+
+    fn carrier(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn set_carrier(&mut self, up: bool) -> io::Result<()> {
+        self.tap.set_carrier(up)?;
+        self.carrier_off = !up;
+        Ok(())
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -141,6 +156,14 @@ impl Port for TapPort {
 impl Drop for TapPort {
     fn drop(&mut self) {
         if self.tap.is_persistent() {
+            if self.carrier_off
+                && let Err(e) = self.tap.set_carrier(true)
+            {
+                warn!(
+                    "TAP {}: cannot raise its carrier again: {e}",
+                    self.tap.name()
+                );
+            }
             debug!(
                 "closing TAP {}; it is persistent and stays",
                 self.tap.name()

@@ -127,6 +127,15 @@ impl Tap {
         self.persistent
     }
 
+    /// Raises or drops the device's carrier, as a cable plugged in or pulled (TUNSETCARRIER,
+    /// Linux 5.0): without it the host sees NO-CARRIER and sends nothing.
+    pub fn set_carrier(&self, up: bool) -> io::Result<()> {
+        let on = libc::c_int::from(up);
+        // SAFETY: TUNSETCARRIER reads one c_int through the pointer, which points to a live
+        // local; the fd is an attached TAP owned by `self.file`.
+        check(unsafe { libc::ioctl(self.file.as_raw_fd(), libc::TUNSETCARRIER as _, &on) })
+    }
+
     /// Reads one frame with its virtio-net header; `WouldBlock` when none is queued.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)

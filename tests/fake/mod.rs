@@ -43,6 +43,9 @@ impl Port for PairPort {
             polled: false,
         }
     }
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err("a socketpair port has no carrier")
+    }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = if self.offloads {
             self.file.read(buf)?

@@ -40,7 +40,7 @@ fn arp_and_own_address_in_the_file() {
     assert_eq!(f.ips.len(), 2);
     assert_eq!(f.ip_vlan, Some(10));
     assert_eq!(f.ip_mac, Some("02:00:00:00:00:fe".parse().unwrap()));
-    assert!(f.ports[0].arp_guard);
+    assert!(f.ports[0].settings.port.arp_guard);
     assert_eq!(f.arp_bindings.len(), 1);
     assert_eq!(f.arp_bindings[0].ip, Ipv4Addr::new(10, 0, 0, 2));
     for (bad, needle) in [
@@ -154,7 +154,10 @@ fn vlan_keys_in_the_file() {
         ]
     );
     let (line, msg) = file_error("[[port]]\nname = \"a\"\n\n[[port]]\nname = \"b\"\nvlan = 0\n");
-    assert!(line == 4 && msg.contains("vlan=0"), "{line} {msg}");
+    assert!(
+        line == 6 && msg.contains("vlan=0"),
+        "the key's line: {line} {msg}"
+    );
     let (_, msg) = file_error("[[port]]\nname = \"a\"\nvlan = 10\ntrunk = \"20\"\n");
     assert!(msg.contains("vlan="), "{msg}");
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bridge::vlan::VlanMode;
 
 fn spec(s: &str) -> Result<PortSpec, SpecError> {
     s.parse()
@@ -8,14 +9,14 @@ pub(in crate::config) fn tap(name: &str) -> PortSpec {
     PortSpec {
         name: name.to_owned(),
         target: Target::Tap(IfName::new(name).unwrap()),
-        vlan: VlanMode::All,
-        arp_suppress: None,
-        arp_guard: false,
+        settings: PortSettings::default(),
     }
 }
 
 pub(in crate::config) fn with_vlan(name: &str, vlan: VlanMode) -> PortSpec {
-    PortSpec { vlan, ..tap(name) }
+    let mut spec = tap(name);
+    spec.settings.port.vlan = vlan;
+    spec
 }
 
 pub(in crate::config) fn trunk(list: &str, native: Option<u16>) -> VlanMode {
@@ -86,10 +87,16 @@ fn vlan_keys_make_access_and_trunk_ports() {
 #[test]
 fn arp_keys_set_suppression_and_guard() {
     let s = spec("tap0,arp-suppress=off,arp-guard=on").unwrap();
-    assert_eq!((s.arp_suppress, s.arp_guard), (Some(false), true));
+    assert_eq!(
+        (s.settings.port.arp_suppress, s.settings.port.arp_guard),
+        (Some(false), true)
+    );
     assert_eq!(s.to_string(), "tap:tap0,arp-suppress=off,arp-guard=on");
     let s = spec("tap0,vlan=5,arp-suppress=yes").unwrap();
-    assert_eq!((s.arp_suppress, s.arp_guard), (Some(true), false));
+    assert_eq!(
+        (s.settings.port.arp_suppress, s.settings.port.arp_guard),
+        (Some(true), false)
+    );
     assert_eq!(spec(&s.to_string()), Ok(s));
 }
 
@@ -135,7 +142,7 @@ fn netdev_stream_and_dgram_specs() {
     let s = spec("stream:/run/vm/vm1.sock,vlan=10").unwrap();
     assert_eq!(s.target, Target::Stream("/run/vm/vm1.sock".into()));
     assert_eq!(s.name, "vm1.sock", "named after the socket file");
-    assert_eq!(s.vlan, VlanMode::Access(10));
+    assert_eq!(s.settings.port.vlan, VlanMode::Access(10));
     assert_eq!(spec(&s.to_string()), Ok(s));
     let s = spec("stream:/tmp/x.sock,name=web").unwrap();
     assert_eq!(s.name, "web");
