@@ -264,33 +264,53 @@ fn show(r: &ShowReply) -> String {
     out
 }
 
-/// `port show`: the port, then every setting in the order specs write them, then what the
-/// impairment did, if anything.
+/// `port show`: the port, then its settings in the order specs write them, each impaired
+/// direction on one line with the keys that are set (the JSON reply has every key), then what
+/// the impairment did.
 fn port_show(r: &PortShowReply) -> String {
     let mut out = format!("port {} ({}, {})\n", r.name, r.kind, r.state);
-    out += &format!("  {:<16}{}\n", "carrier", r.carrier);
-    // The order specs write them in; a trunk's keys stand where `vlan` stands.
-    let order = PortSettings::default().keys();
-    let known = order.iter().map(|(k, _)| k.as_str());
-    let mut seen = Vec::new();
-    let keys = ["trunk", "native"]
+    let mut line = |key: &str, value: &str| out += &format!("  {key:<15}{value}\n");
+    line("carrier", &r.carrier);
+    let defaults = PortSettings::default().keys();
+    let impair = |k: &str| k.starts_with("tx-") || k.starts_with("rx-");
+    // A trunk's keys stand where `vlan` stands.
+    let order = defaults.iter().map(|(k, _)| k.clone());
+    let keys = ["trunk".to_owned(), "native".to_owned()]
         .into_iter()
-        .chain(known)
-        .chain(r.settings.keys().map(String::as_str));
-    for key in keys {
-        if seen.contains(&key) {
+        .chain(order);
+    let mut seen = Vec::new();
+    for key in keys.chain(r.settings.keys().cloned()) {
+        if impair(&key) || seen.contains(&key) {
             continue;
         }
-        seen.push(key);
-        if let Some(value) = r.settings.get(key) {
-            out += &format!("  {key:<16}{value}\n");
+        if let Some(value) = r.settings.get(&key) {
+            line(&key, value);
         }
+        seen.push(key);
     }
-    for (dir, c) in [("rx", &r.impairment.rx), ("tx", &r.impairment.tx)] {
-        if *c != ImpairCounts::default() {
-            out += &format!(
-                "  {dir} impairment: {} delayed, {} lost, {} duplicated, {} corrupted, {} reordered, {} overflowed\n",
-                c.delayed, c.lost, c.duplicated, c.corrupted, c.reordered, c.overflowed
+    for (dir, counts) in [("tx", &r.impairment.tx), ("rx", &r.impairment.rx)] {
+        let set: Vec<String> = defaults
+            .iter()
+            .filter_map(|(k, default)| {
+                let item = k.strip_prefix(dir)?.strip_prefix('-')?;
+                let v = r.settings.get(k)?;
+                (v != default).then(|| format!("{item}={v}"))
+            })
+            .collect();
+        let what = if set.is_empty() {
+            "none".to_owned()
+        } else {
+            set.join(" ")
+        };
+        line(&format!("{dir}-impair"), &what);
+        if *counts != ImpairCounts::default() {
+            let c = counts;
+            line(
+                "",
+                &format!(
+                    "{} delayed, {} lost, {} duplicated, {} corrupted, {} reordered, {} overflowed",
+                    c.delayed, c.lost, c.duplicated, c.corrupted, c.reordered, c.overflowed
+                ),
             );
         }
     }

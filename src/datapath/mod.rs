@@ -28,7 +28,8 @@ use std::time::Duration;
 use log::warn;
 
 use crate::bridge::{
-    Bridge, BridgeConfig, DropReason, Egress, GuardEvent, PortConfig, PortId, PortStats, Verdict,
+    Bridge, BridgeConfig, DropReason, Egress, GuardEvent, LinkState, PortConfig, PortId, PortStats,
+    Verdict,
 };
 use crate::port::Port;
 use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
@@ -128,10 +129,15 @@ impl Datapath {
             .map_or_else(|| id.to_string(), |p| p.name().to_owned())
     }
 
-    /// The port's state: `up`, `link-down` (its last send found the link down), or the
-    /// port's own word when it waits for a peer (`down`, `waiting`).
+    /// The port's state: `up`; `admin-down`, `rx-down` or `tx-down` as its `link` setting
+    /// says; `link-down` (its last send found the link down), or the port's own word when it
+    /// waits for a peer (`down`, `waiting`).
     pub fn port_state(&self, id: PortId) -> &'static str {
+        let link = self.bridge.port_config(id).map(|c| c.link);
         match self.ports.get(id) {
+            Some(_) if link == Some(LinkState::Down) => "admin-down",
+            Some(_) if link == Some(LinkState::RxDown) => "rx-down",
+            Some(_) if link == Some(LinkState::TxDown) => "tx-down",
             Some(slot) if slot.port.state() != "up" => slot.port.state(),
             Some(slot) if slot.link_down => "link-down",
             Some(_) => "up",

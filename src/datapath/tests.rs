@@ -12,6 +12,7 @@ use super::*;
 use crate::bridge::VlanMode;
 use crate::port::{Caps, PortKind};
 use crate::wire::VNET_HDR_LEN;
+use impair::{Chance, Impair};
 
 /// What a test sees of a port: frames to deliver to the switch, frames the switch sent, and
 /// the error the next sends and receives fail with.
@@ -405,4 +406,105 @@ fn frames_too_short_for_their_headers_are_not_held() {
     let mut r = Rig::plain(1);
     assert!(!r.dp.hold(r.ids[0], &[0; VNET_HDR_LEN + 13], ms(1)));
     assert_eq!(r.dp.next_release(), None);
+}
+
+/// Impairment settings for one direction.
+fn impaired(f: impl FnOnce(&mut Impair)) -> Impair {
+    let mut i = Impair::default();
+    f(&mut i);
+    i
+}
+
+#[test]
+fn a_tx_delay_holds_frames_until_their_time() {
+    let mut r = Rig::plain(2);
+    let tx = impaired(|i| i.delay = ms(50));
+    let config = ImpairConfig {
+        tx,
+        ..ImpairConfig::default()
+    };
+    assert!(r.dp.set_edge(r.ids[1], true, config, Some(1)));
+    let hello = frame(BCAST, mac(1), 1);
+    r.inject(0, &hello, ms(10));
+    assert!(r.sent(1).is_empty(), "held");
+    assert_eq!(r.dp.next_release(), Some(ms(60)));
+    r.dp.release(ms(59));
+    assert!(r.sent(1).is_empty());
+    r.dp.release(ms(60));
+    assert_eq!(r.sent(1), [hello]);
+    assert_eq!(r.dp.next_release(), None);
+    let (_, rx, tx) = r.dp.impairment(r.ids[1]).unwrap();
+    assert_eq!((rx.delayed, tx.delayed), (0, 1));
+}
+
+#[test]
+fn tx_loss_drops_and_counts_and_duplicates_double() {
+    let mut r = Rig::plain(3);
+    let all = Chance::from_pct(100.0).unwrap();
+    let lossy = ImpairConfig {
+        tx: impaired(|i| i.loss = all),
+        ..ImpairConfig::default()
+    };
+    let twice = ImpairConfig {
+        tx: impaired(|i| i.duplicate = all),
+        ..ImpairConfig::default()
+    };
+    r.dp.set_edge(r.ids[1], true, lossy, Some(1));
+    r.dp.set_edge(r.ids[2], true, twice, Some(1));
+    let hello = frame(BCAST, mac(1), 1);
+    r.inject(0, &hello, ms(0));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.stats(1).drops(DropReason::ImpairLoss), 1);
+    // Nothing delays the copies: both leave at once.
+    assert_eq!(r.sent(2), [hello.clone(), hello]);
+}
+
+#[test]
+fn an_rx_delay_holds_frames_before_the_core_sees_them() {
+    let mut r = Rig::plain(2);
+    let config = ImpairConfig {
+        rx: impaired(|i| i.delay = ms(20)),
+        ..ImpairConfig::default()
+    };
+    r.dp.set_edge(r.ids[0], true, config, Some(1));
+    let hello = frame(BCAST, mac(1), 1);
+    r.inject(0, &hello, ms(0));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.dp.bridge().fdb().len(), 0, "not learned yet");
+    assert_eq!(r.dp.next_release(), Some(ms(20)));
+    r.dp.release(ms(20));
+    assert_eq!(r.sent(1), [hello]);
+    assert_eq!(r.dp.bridge().fdb().len(), 1);
+    assert_eq!(r.stats(0).rx_frames, 1);
+}
+
+#[test]
+fn a_port_down_for_transmit_sends_nothing_but_still_receives() {
+    let mut r = Rig::plain(2);
+    r.dp.set_edge(r.ids[1], false, ImpairConfig::default(), None);
+    r.inject(0, &frame(BCAST, mac(1), 1), ms(0));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.stats(1).drops(DropReason::AdminDown), 1);
+    let back = frame(mac(1), mac(2), 2);
+    r.inject(1, &back, ms(1));
+    assert_eq!(r.sent(0), [back]);
+}
+
+#[test]
+fn impairment_overflow_is_bounded_by_the_limit() {
+    let mut r = Rig::plain(2);
+    let config = ImpairConfig {
+        tx: impaired(|i| {
+            i.delay = ms(100);
+            i.limit = 3;
+        }),
+        ..ImpairConfig::default()
+    };
+    r.dp.set_edge(r.ids[1], true, config, Some(1));
+    for n in 0..5 {
+        r.inject(0, &frame(BCAST, mac(1), n), ms(0));
+    }
+    assert_eq!(r.stats(1).drops(DropReason::ImpairOverflow), 2);
+    r.dp.release(ms(100));
+    assert_eq!(r.sent(1).len(), 3);
 }
