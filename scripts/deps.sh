@@ -18,6 +18,7 @@ ping      iputils-ping
 arping    iputils-arping
 tcpdump   tcpdump
 iperf3    iperf3
+lldpctl   lldpd
 setpriv   util-linux
 unshare   util-linux
 timeout   coreutils
@@ -54,7 +55,16 @@ case "${1:-check}" in
       echo "missing packages: $missing; install them with your package manager" >&2
       exit 1
     fi
-    echo "installing: $missing" >&2
+    echo "installing: $missing (their system services are not started)" >&2
+    # lldpd's package would start the daemon in the root namespace, where it would speak LLDP on
+    # the machine's real interfaces: a policy-rc.d that says "no" keeps every service from
+    # starting on install (one that exists already is left alone).
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      trap 'rm -f "$policy"' EXIT
+      printf '#!/bin/sh\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086 # word splitting of the package list is intended

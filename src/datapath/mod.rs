@@ -200,7 +200,8 @@ impl Datapath {
     /// started). A port whose receive fails for good is put on [`Datapath::take_dead`].
     pub fn service(&mut self, id: PortId, budget: usize, now: Duration) -> Serviced {
         // The port is out of its slot while its frames are handled, so the others can be
-        // borrowed; a frame never goes back out of the port it came in on, except a reply.
+        // borrowed; a frame goes back out of the port it came in on only as a reply or in
+        // hairpin mode, through the slot in hand.
         let Some(mut slot) = self.ports.take(id) else {
             return Serviced {
                 frames: 0,
@@ -246,12 +247,14 @@ impl Datapath {
                 .copy(ingress, Direction::Rx, self.out.buf.frame(), now);
         }
         match verdict {
-            Verdict::Forward { port, vlan, egress } => self.forward(port, vlan, egress, now),
+            Verdict::Forward { port, vlan, egress } => {
+                self.forward(ingress, slot, port, vlan, egress, now)
+            }
             Verdict::Flood { vlan, kind } => {
                 let mut targets = std::mem::take(&mut self.targets);
                 targets.extend(self.bridge.flood(ingress, vlan, kind));
                 for &(out, egress) in &targets {
-                    self.forward(out, vlan, egress, now);
+                    self.forward(ingress, slot, out, vlan, egress, now);
                 }
                 targets.clear();
                 self.targets = targets;
@@ -296,9 +299,21 @@ impl Datapath {
         }
     }
 
-    fn forward(&mut self, out: PortId, vlan: u16, egress: Egress, now: Duration) {
-        if let Some(slot) = self.ports.get_mut(out) {
+    /// Sends the frame in flight to `out`; the ingress port (`slot`, out of the table while
+    /// its frames are handled) is an output only in hairpin mode.
+    fn forward(
+        &mut self,
+        ingress: PortId,
+        slot: &mut Slot,
+        out: PortId,
+        vlan: u16,
+        egress: Egress,
+        now: Duration,
+    ) {
+        if out == ingress {
             self.out.send(slot, out, vlan, egress, now);
+        } else if let Some(other) = self.ports.get_mut(out) {
+            self.out.send(other, out, vlan, egress, now);
         }
     }
 

@@ -508,3 +508,28 @@ fn impairment_overflow_is_bounded_by_the_limit() {
     r.dp.release(ms(100));
     assert_eq!(r.sent(1).len(), 3);
 }
+
+#[test]
+fn hairpin_sends_frames_back_out_of_their_own_port() {
+    let mut r = Rig::plain(2);
+    let hairpin = crate::bridge::PortConfig {
+        flags: crate::bridge::PortFlags {
+            hairpin: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    r.dp.bridge_mut().set_port_config(r.ids[0], hairpin);
+    // Two stations behind port 0: a broadcast comes back, unicast between them too.
+    let hello = frame(BCAST, mac(1), 1);
+    r.inject(0, &hello, ms(0));
+    assert_eq!(r.sent(0), std::slice::from_ref(&hello));
+    assert_eq!(r.sent(1), [hello]);
+    r.inject(0, &frame(BCAST, mac(3), 2), ms(0));
+    r.sent(0);
+    r.sent(1);
+    let unicast = frame(mac(1), mac(3), 3);
+    r.inject(0, &unicast, ms(1));
+    assert_eq!(r.sent(0), [unicast]);
+    assert!(r.sent(1).is_empty());
+}
