@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use smoltcp::wire::IpCidr;
 
 use crate::config::{
-    BUSY_POLL_RANGE, Config, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, Overrides,
-    PortSpec, parse_cidr, parse_own_mac, parse_switch_name,
+    BUSY_POLL_RANGE, Config, ConfigError, MAC_AGEING_RANGE, MAC_MOVE_SECS_RANGE,
+    MAC_TABLE_SIZE_RANGE, MacMoveLimit, Overrides, PortSpec, parse_cidr, parse_move_limit,
+    parse_own_mac, parse_switch_name,
 };
 use crate::wire::MacAddr;
 use crate::wire::vlan::MAX_VID;
@@ -59,6 +60,9 @@ or attaches to if a persistent TAP of that name exists and no other process hold
   link       link=up|down|rx-down|tx-down  (a TAP's carrier follows)
   impairment tx-delay=MS tx-jitter=MS tx-loss=PCT tx-rate=10mbit ... and rx-*, impair=off
              (tx: towards the port's host; rx: from it; docs/lab.md)
+  security   locked=on|off, mab=on|off, max-macs=N, sticky=on|off,
+             storm-bcast=PPS, storm-mcast=PPS, storm-unknown=PPS, storm-action=drop|block
+             (docs/security.md)
   e.g. --port tap1,vlan=10,link-local=lldp,tx-delay=50,tx-loss=1
 
 Exit status: 0 after SIGINT/SIGTERM, 1 when the switch cannot run (the message names the port
@@ -128,6 +132,23 @@ pub struct Args {
     )]
     pub busy_poll: Option<u32>,
 
+    /// Loop protection: a MAC that moves between ports more than N times within SECS seconds
+    /// is pinned to the port it came from (frames with it from the others are dropped,
+    /// `mac_flap`, and "possible loop between X and Y" is logged). `off` turns it off
+    /// [default: 10/10].
+    #[arg(long, value_name = "N/SECS|off", value_parser = parse_move_limit)]
+    pub mac_move_limit: Option<MacMoveLimit>,
+
+    /// Seconds a flapping MAC stays pinned, 1 to 3600 [default: 15].
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u32).range(
+            i64::from(*MAC_MOVE_SECS_RANGE.start())..=i64::from(*MAC_MOVE_SECS_RANGE.end())
+        ),
+    )]
+    pub mac_move_hold: Option<u32>,
+
     /// Seed the random choices of every port's impairment (loss, jitter, ...) that has no
     /// `seed` key of its own, so that a lab loses the same frames on every run [default:
     /// random].
@@ -176,6 +197,8 @@ impl Args {
             mac_ageing: self.mac_ageing,
             mac_table_size: self.mac_table_size,
             busy_poll: self.busy_poll,
+            mac_move_limit: self.mac_move_limit,
+            mac_move_hold: self.mac_move_hold,
             seed: self.seed,
             ports: self.ports.clone(),
             arp_suppress: self.arp_suppress.then_some(true),

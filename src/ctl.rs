@@ -107,6 +107,9 @@ pub enum FdbCommand {
     },
     /// Table size and lifetime counters: learned, moved, expired, evicted.
     Stats,
+    /// Print the static and sticky entries as `[[fdb]]` tables for the config file, so they
+    /// survive a restart: `vswitchctl fdb save >> /etc/vswitchd/lab.toml`.
+    Save,
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -171,6 +174,7 @@ impl Command {
                     vlan: vlan.unwrap_or(0),
                 },
                 FdbCommand::Stats => Request::FdbStats {},
+                FdbCommand::Save => Request::FdbSave {},
             },
             Command::Arp(ArpCommand::Show) => Request::ArpShow {},
             Command::Arp(ArpCommand::Stats) => Request::ArpStats {},
@@ -197,6 +201,7 @@ impl Command {
             Command::Show => show(&typed::<ShowReply>(value)?),
             Command::Fdb(FdbCommand::Show) => fdb_table(&typed::<Vec<FdbRow>>(value)?),
             Command::Fdb(FdbCommand::Stats) => fdb_stats(&typed::<FdbStatsReply>(value)?),
+            Command::Fdb(FdbCommand::Save) => fdb_snippet(&typed::<Vec<FdbRow>>(value)?),
             Command::Fdb(FdbCommand::Flush { .. }) => {
                 let n = value["removed"].as_u64().unwrap_or(0);
                 let entries = if n == 1 { "entry" } else { "entries" };
@@ -348,15 +353,35 @@ pub fn fdb_table(rows: &[FdbRow]) -> String {
             r.port,
             r.vlan,
             r.mac.to_string(),
-            age(r.age)
+            age(r)
         );
     }
     out
 }
 
-/// An entry's age in seconds, or "static".
-fn age(age: Option<u32>) -> String {
-    age.map_or_else(|| "static".to_owned(), |a| a.to_string())
+/// An entry's age in seconds, or "static"/"sticky"; a locked entry says so after its age.
+fn age(row: &FdbRow) -> String {
+    match row.age {
+        None if row.sticky => "sticky".to_owned(),
+        None => "static".to_owned(),
+        Some(a) if row.locked => format!("{a} locked"),
+        Some(a) => a.to_string(),
+    }
+}
+
+/// `fdb save`: the static and sticky entries as `[[fdb]]` tables for the config file.
+fn fdb_snippet(rows: &[FdbRow]) -> String {
+    let mut out = String::from(
+        "# Static and sticky MAC entries, for vswitchd's config file (`vswitchctl fdb save >> FILE`).\n",
+    );
+    for r in rows {
+        let _ = write!(
+            out,
+            "\n[[fdb]]\nport = {:?}\nmac = \"{}\"\nvlan = {}\n",
+            r.port, r.mac, r.vlan
+        );
+    }
+    out
 }
 
 /// ARP bindings: ` VLAN  IP               MAC                port  Age`.
@@ -374,7 +399,7 @@ pub fn arp_table(rows: &[ArpRow]) -> String {
             r.ip.to_string(),
             r.mac.to_string(),
             r.port,
-            age(r.age)
+            r.age.map_or_else(|| "static".to_owned(), |a| a.to_string())
         );
     }
     out
@@ -519,6 +544,8 @@ mod tests {
                 mac: "02:00:00:00:00:01".parse().unwrap(),
                 age: Some(3),
                 is_static: false,
+                sticky: false,
+                locked: false,
             },
             FdbRow {
                 port: "tap1".into(),
@@ -526,6 +553,26 @@ mod tests {
                 mac: "02:00:00:00:00:02".parse().unwrap(),
                 age: None,
                 is_static: true,
+                sticky: false,
+                locked: false,
+            },
+            FdbRow {
+                port: "tap2".into(),
+                vlan: 0,
+                mac: "02:00:00:00:00:03".parse().unwrap(),
+                age: None,
+                is_static: true,
+                sticky: true,
+                locked: false,
+            },
+            FdbRow {
+                port: "tap3".into(),
+                vlan: 0,
+                mac: "02:00:00:00:00:04".parse().unwrap(),
+                age: Some(7),
+                is_static: false,
+                sticky: false,
+                locked: true,
             },
         ];
         assert_eq!(
@@ -534,8 +581,15 @@ mod tests {
                 " port  VLAN  MAC                Age\n",
                 " tap0     0  02:00:00:00:00:01    3\n",
                 " tap1    10  02:00:00:00:00:02  static\n",
+                " tap2     0  02:00:00:00:00:03  sticky\n",
+                " tap3     0  02:00:00:00:00:04  7 locked\n",
             )
         );
+        let snippet = fdb_snippet(&rows[1..3]);
+        assert!(
+            snippet.contains("[[fdb]]\nport = \"tap1\"\nmac = \"02:00:00:00:00:02\"\nvlan = 10\n")
+        );
+        assert_eq!(snippet.matches("[[fdb]]").count(), 2);
     }
 
     #[test]

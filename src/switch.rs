@@ -11,7 +11,7 @@ use log::{debug, info, warn};
 use mio::{Registry, Token};
 
 use crate::bridge::{Bridge, BridgeConfig, LinkState, PortConfig, PortId, PortStats, VlanMode};
-use crate::config::{ArpBinding, Config, OwnAddress, PortSettings, PortSpec};
+use crate::config::{ArpBinding, Config, OwnAddress, PortSettings, PortSpec, StaticMac};
 use crate::datapath::Datapath;
 use crate::port::internal::{self, InternalPort};
 use crate::port::{self, Port, PortKind, Target};
@@ -269,6 +269,16 @@ impl Switch {
         self.bridge_mut()
             .add_arp_static(port, binding.vlan, binding.ip, binding.mac)
             .map_err(|e| format!("static ARP binding for {}: {e}", binding.ip))
+    }
+
+    /// Adds a static MAC entry from the config file.
+    pub fn add_static_mac(&mut self, entry: &StaticMac) -> Result<(), String> {
+        let port = self
+            .port_id(entry.port.as_str())
+            .ok_or_else(|| format!("static MAC entry for {}: no port {}", entry.mac, entry.port))?;
+        self.bridge_mut()
+            .add_static(port, entry.vlan, entry.mac)
+            .map_err(|e| format!("static MAC entry for {}: {e}", entry.mac))
     }
 
     /// Detaches a port: its MAC entries are forgotten, and the port is returned to the caller

@@ -12,8 +12,9 @@ use toml::Spanned;
 
 use super::spec::{PortSpec, check_port_name};
 use super::{
-    ArpBinding, BUSY_POLL_RANGE, ConfigError, MAC_AGEING_RANGE, MAC_TABLE_SIZE_RANGE, parse_cidr,
-    parse_own_mac, parse_switch_name,
+    ArpBinding, BUSY_POLL_RANGE, ConfigError, MAC_AGEING_RANGE, MAC_MOVE_SECS_RANGE,
+    MAC_TABLE_SIZE_RANGE, MacMoveLimit, StaticMac, parse_cidr, parse_move_limit, parse_own_mac,
+    parse_switch_name,
 };
 use crate::port::{PortKind, Target};
 use crate::wire::MacAddr;
@@ -28,12 +29,15 @@ pub(super) struct FileConfig {
     pub(super) mac_table_size: Option<u32>,
     pub(super) busy_poll: Option<u32>,
     pub(super) seed: Option<u64>,
+    pub(super) mac_move_limit: Option<MacMoveLimit>,
+    pub(super) mac_move_hold: Option<u32>,
     pub(super) arp_suppress: Option<bool>,
     pub(super) ips: Vec<IpCidr>,
     pub(super) ip_mac: Option<MacAddr>,
     pub(super) ip_vlan: Option<u16>,
     pub(super) ports: Vec<PortSpec>,
     pub(super) arp_bindings: Vec<ArpBinding>,
+    pub(super) static_macs: Vec<StaticMac>,
 }
 
 /// The file as TOML lays it out; spans locate errors.
@@ -46,6 +50,8 @@ struct RawFile {
     mac_table_size: Option<Spanned<u32>>,
     busy_poll: Option<Spanned<u32>>,
     seed: Option<u64>,
+    mac_move_limit: Option<Spanned<String>>,
+    mac_move_hold: Option<Spanned<u32>>,
     arp_suppress: Option<bool>,
     ip: Option<Spanned<OneOrMany>>,
     ip_mac: Option<Spanned<String>>,
@@ -54,6 +60,19 @@ struct RawFile {
     port: Vec<Spanned<RawPort>>,
     #[serde(default)]
     arp: Vec<Spanned<RawArp>>,
+    #[serde(default)]
+    fdb: Vec<Spanned<RawFdb>>,
+}
+
+/// A static MAC entry: `[[fdb]]` with `port`, `mac`, `vlan` (what `vswitchctl fdb save`
+/// writes).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFdb {
+    port: String,
+    mac: String,
+    #[serde(default)]
+    vlan: u16,
 }
 
 /// `ip = "10.0.0.254/24"` or `ip = ["10.0.0.254/24", "fd00::fe/64"]`.
@@ -287,6 +306,36 @@ impl FileConfig {
                 vlan: a.vlan,
             });
         }
+        let mut static_macs = Vec::new();
+        for entry in raw.fdb {
+            let at = entry.span().start;
+            let f = entry.into_inner();
+            let mac = f
+                .mac
+                .parse::<MacAddr>()
+                .ok()
+                .filter(MacAddr::is_learnable_source)
+                .ok_or_else(|| fail(at, format!("fdb: mac {:?} is not a unicast MAC", f.mac)))?;
+            check_port_name(&f.port).map_err(|e| fail(at, format!("fdb: {e}")))?;
+            if f.vlan > MAX_VID {
+                return Err(fail(
+                    at,
+                    format!("fdb: vlan {} is out of range (0 to {MAX_VID})", f.vlan),
+                ));
+            }
+            static_macs.push(StaticMac {
+                port: f.port,
+                mac,
+                vlan: f.vlan,
+            });
+        }
+        let mac_move_limit = match raw.mac_move_limit {
+            None => None,
+            Some(v) => Some(
+                parse_move_limit(v.get_ref())
+                    .map_err(|e| fail(v.span().start, format!("mac-move-limit = {e}")))?,
+            ),
+        };
         let ctl_socket = raw.ctl_socket.map(|mut p| {
             from_file_dir(path, &mut p);
             p
@@ -298,12 +347,15 @@ impl FileConfig {
             mac_table_size: ranged("mac-table-size", raw.mac_table_size, MAC_TABLE_SIZE_RANGE)?,
             busy_poll: ranged("busy-poll", raw.busy_poll, BUSY_POLL_RANGE)?,
             seed: raw.seed,
+            mac_move_limit,
+            mac_move_hold: ranged("mac-move-hold", raw.mac_move_hold, MAC_MOVE_SECS_RANGE)?,
             arp_suppress: raw.arp_suppress,
             ips,
             ip_mac,
             ip_vlan,
             ports,
             arp_bindings,
+            static_macs,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use smoltcp::wire::IpCidr;
 
-use crate::bridge::BridgeConfig;
+use crate::bridge::{BridgeConfig, MoveLimit};
 use crate::wire::MacAddr;
 use file::FileConfig;
 
@@ -57,6 +57,38 @@ pub fn parse_own_mac(s: &str) -> Result<MacAddr, String> {
 }
 
 /// The switch's name: it names the control socket and the logs, so it must be a safe file name.
+/// Moves and seconds of `--mac-move-limit`.
+pub const MAC_MOVES_RANGE: std::ops::RangeInclusive<u32> = 1..=1_000_000;
+/// Seconds of `--mac-move-limit`'s window and of `--mac-move-hold`.
+pub const MAC_MOVE_SECS_RANGE: std::ops::RangeInclusive<u32> = 1..=3600;
+
+/// `--mac-move-limit`: off, or at most `moves` moves within `window` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacMoveLimit {
+    Off,
+    Limit { moves: u32, window: u32 },
+}
+
+/// `N/SECS` (at most N moves within SECS seconds) or `off`: MAC-move damping's limit.
+pub fn parse_move_limit(text: &str) -> Result<MacMoveLimit, String> {
+    if text == "off" {
+        return Ok(MacMoveLimit::Off);
+    }
+    let bad = || format!("{text:?}: expected N/SECS (e.g. 10/10: 10 moves within 10 s) or off");
+    let (n, secs) = text.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.parse().map_err(|_| bad())?;
+    let secs: u32 = secs.parse().map_err(|_| bad())?;
+    if !MAC_MOVES_RANGE.contains(&n) || !MAC_MOVE_SECS_RANGE.contains(&secs) {
+        return Err(format!(
+            "{text:?}: moves must be 1 to 1000000 and seconds 1 to 3600"
+        ));
+    }
+    Ok(MacMoveLimit::Limit {
+        moves: n,
+        window: secs,
+    })
+}
+
 pub fn parse_switch_name(name: &str) -> Result<String, String> {
     if name.is_empty() || name.len() > 64 {
         return Err(format!("switch name {name:?} must be 1 to 64 characters"));
@@ -90,6 +122,8 @@ pub enum ConfigError {
     OwnPortName(String),
     #[error("static ARP binding for {ip} names port {port}, which is not configured")]
     UnknownArpPort { ip: Ipv4Addr, port: String },
+    #[error("static MAC entry for {mac} names port {port}, which is not configured")]
+    UnknownFdbPort { mac: MacAddr, port: String },
     #[error("{path}: line {line}: {message}")]
     File {
         path: PathBuf,
@@ -107,6 +141,9 @@ pub struct Overrides {
     pub mac_ageing: Option<u32>,
     pub mac_table_size: Option<u32>,
     pub busy_poll: Option<u32>,
+    pub mac_move_limit: Option<MacMoveLimit>,
+    /// `--mac-move-hold`.
+    pub mac_move_hold: Option<u32>,
     /// `--seed`: the seed of every port's random impairment that has none of its own.
     pub seed: Option<u64>,
     /// Ports from `--port`: added to the file's; a port named in both takes the flag's spec.
@@ -125,6 +162,16 @@ pub struct ArpBinding {
     pub mac: MacAddr,
     /// The port's name.
     pub port: String,
+    pub vlan: u16,
+}
+
+/// A static MAC entry from the config file (`[[fdb]]`): frames to `mac` in `vlan` go to
+/// `port`, for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticMac {
+    /// The port's name.
+    pub port: String,
+    pub mac: MacAddr,
     pub vlan: u16,
 }
 
@@ -160,6 +207,8 @@ pub struct Config {
     /// Seeds the random impairment of ports without a `seed` of their own (random if unset).
     pub seed: Option<u64>,
     pub arp_bindings: Vec<ArpBinding>,
+    /// Static MAC entries (`[[fdb]]`).
+    pub static_macs: Vec<StaticMac>,
     /// The switch's own address, if it has one.
     pub own: Option<OwnAddress>,
 }
@@ -198,6 +247,22 @@ impl Config {
                 .arp_suppress
                 .or(from_file.arp_suppress)
                 .unwrap_or(defaults.arp_suppress),
+            mac_move: {
+                let default = MoveLimit::default();
+                let hold = overrides
+                    .mac_move_hold
+                    .or(from_file.mac_move_hold)
+                    .unwrap_or(default.hold);
+                match overrides.mac_move_limit.or(from_file.mac_move_limit) {
+                    None => Some(MoveLimit { hold, ..default }),
+                    Some(MacMoveLimit::Off) => None,
+                    Some(MacMoveLimit::Limit { moves, window }) => Some(MoveLimit {
+                        moves,
+                        window,
+                        hold,
+                    }),
+                }
+            },
         };
         let ips = if overrides.ips.is_empty() {
             from_file.ips
@@ -231,6 +296,14 @@ impl Config {
         {
             return Err(ConfigError::OwnPortName(p.name.to_string()));
         }
+        for entry in &from_file.static_macs {
+            if !ports.iter().any(|p| p.name == entry.port) {
+                return Err(ConfigError::UnknownFdbPort {
+                    mac: entry.mac,
+                    port: entry.port.clone(),
+                });
+            }
+        }
         for binding in &from_file.arp_bindings {
             if !ports.iter().any(|p| p.name == binding.port) {
                 return Err(ConfigError::UnknownArpPort {
@@ -250,6 +323,7 @@ impl Config {
                 .unwrap_or(DEFAULT_BUSY_POLL),
             seed: overrides.seed.or(from_file.seed),
             arp_bindings: from_file.arp_bindings,
+            static_macs: from_file.static_macs,
             own,
         })
     }

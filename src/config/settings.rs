@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::spec::SpecError;
-use crate::bridge::PortConfig;
 use crate::bridge::vlan::{VlanMode, VlanSet, parse_vid};
+use crate::bridge::{PortConfig, StormAction};
 use crate::datapath::impair::{Chance, DelayDist, Impair, ImpairConfig};
 
 /// A port's settings: the core's share (VLAN, ARP, flags, link-local, link) and the edge's
@@ -34,7 +34,8 @@ const IMPAIR_KEYS: [&str; 10] = [
 
 /// The keys a port's settings take (besides the socket keys `name` and `peer`), for messages.
 pub const SETTING_KEYS: &str = "vlan, trunk, native, arp-suppress, arp-guard, learning, flood, \
-     mcast-flood, bcast-flood, isolated, hairpin, link-local, link, tx-/rx-delay, -jitter, \
+     mcast-flood, bcast-flood, isolated, hairpin, link-local, link, locked, mab, max-macs, \
+     sticky, storm-bcast, storm-mcast, storm-unknown, storm-action, tx-/rx-delay, -jitter, \
      -delay-dist, -loss, -loss-corr, -duplicate, -corrupt, -reorder, -rate, -limit, impair, seed";
 
 /// `on`/`off` (or `true`/`false`, `yes`/`no`).
@@ -48,6 +49,17 @@ pub fn parse_switch(value: &str) -> Option<bool> {
 
 fn on(b: bool) -> String {
     if b { "on" } else { "off" }.to_owned()
+}
+
+/// A count from 1 to `max`, or `off` (`None`).
+fn parse_count(value: &str, max: u32) -> Result<Option<u32>, &'static str> {
+    if value == "off" {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err("expected a positive number or off"),
+    }
 }
 
 /// A time in milliseconds: `50`, `0.5`, `50ms`, `200us`, `1.5s`.
@@ -205,6 +217,29 @@ impl PortSettings {
                     .parse()
                     .map_err(|()| invalid("expected up, down, rx-down or tx-down".to_owned()))?
             }
+            "locked" => self.port.security.locked = on_off()?,
+            "mab" => self.port.security.mab = on_off()?,
+            "sticky" => self.port.security.sticky = on_off()?,
+            "max-macs" => {
+                self.port.security.max_macs =
+                    parse_count(value, 16_777_216).map_err(|e| invalid(e.to_owned()))?
+            }
+            "storm-bcast" | "storm-mcast" | "storm-unknown" => {
+                let pps = parse_count(value, 100_000_000).map_err(|e| invalid(e.to_owned()))?;
+                let storm = &mut self.port.security.storm;
+                match key {
+                    "storm-bcast" => storm.broadcast = pps,
+                    "storm-mcast" => storm.multicast = pps,
+                    _ => storm.unknown = pps,
+                }
+            }
+            "storm-action" => {
+                self.port.security.storm_action = match value {
+                    "drop" => StormAction::Drop,
+                    "block" => StormAction::Block,
+                    _ => return Err(invalid("expected drop or block".to_owned())),
+                }
+            }
             "impair" if value == "off" => {
                 self.impair.rx = Impair::default();
                 self.impair.tx = Impair::default();
@@ -296,6 +331,16 @@ impl PortSettings {
         keys.push(("hairpin", on(f.hairpin)));
         keys.push(("link-local", p.link_local.to_string()));
         keys.push(("link", p.link.to_string()));
+        let sec = &p.security;
+        let count = |n: Option<u32>| n.map_or("off".to_owned(), |n| n.to_string());
+        keys.push(("locked", on(sec.locked)));
+        keys.push(("mab", on(sec.mab)));
+        keys.push(("max-macs", count(sec.max_macs)));
+        keys.push(("sticky", on(sec.sticky)));
+        keys.push(("storm-bcast", count(sec.storm.broadcast)));
+        keys.push(("storm-mcast", count(sec.storm.multicast)));
+        keys.push(("storm-unknown", count(sec.storm.unknown)));
+        keys.push(("storm-action", sec.storm_action.name().to_owned()));
         let mut out: Vec<(String, String)> =
             keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         for (prefix, dir) in [("tx", &self.impair.tx), ("rx", &self.impair.rx)] {
@@ -400,6 +445,11 @@ mod tests {
             ("rx-rate", "1.5gbit"),
             ("tx-limit", "50"),
             ("seed", "7"),
+            ("locked", "on"),
+            ("mab", "on"),
+            ("max-macs", "100"),
+            ("storm-bcast", "1000"),
+            ("storm-action", "block"),
         ])
         .unwrap();
         assert_eq!(s.port.link, LinkState::RxDown);
@@ -428,6 +478,15 @@ mod tests {
             (("tx-limit", "0"), "tx-limit=0: expected 1 to 100000"),
             (("link-local", "0x01"), "link-local=0x01: pause frames"),
             (("impair", "on"), "impair=on: only impair=off"),
+            (("max-macs", "0"), "max-macs=0: expected a positive number"),
+            (
+                ("storm-bcast", "lots"),
+                "storm-bcast=lots: expected a positive number",
+            ),
+            (
+                ("storm-action", "shout"),
+                "storm-action=shout: expected drop or block",
+            ),
         ];
         for ((key, value), message) in cases {
             let e = applied(&[(key, value)]).unwrap_err().to_string();

@@ -11,7 +11,7 @@ use super::{
     ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, ImpairmentReply, PortInfo,
     PortShowReply, PortStatsRow, Request, ShowReply,
 };
-use crate::bridge::{PortId, PortStats};
+use crate::bridge::{Mark, PortId, PortStats};
 use crate::config::{PortSpec, split_options};
 use crate::switch::Switch;
 use crate::wire::vlan::MAX_VID;
@@ -21,6 +21,16 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
     match request {
         Request::Show {} => to_value(show(switch)),
         Request::FdbShow {} => to_value(fdb_show(switch)),
+        Request::FdbSave {} => {
+            let mut rows = fdb_show(switch);
+            rows.retain(|r| {
+                r.is_static
+                    && !switch
+                        .port_id(&r.port)
+                        .is_some_and(|id| switch.is_own_port(id))
+            });
+            to_value(rows)
+        }
         Request::FdbFlush { port } => {
             let id = port.as_deref().map(|n| port_id(switch, n)).transpose()?;
             let removed = switch.bridge_mut().flush(id);
@@ -224,6 +234,8 @@ fn fdb_show(switch: &Switch) -> Vec<FdbRow> {
             mac: e.mac,
             age: e.age,
             is_static: e.age.is_none(),
+            sticky: e.mark == Mark::Sticky,
+            locked: e.mark == Mark::Locked,
         })
         .collect();
     rows.sort_by(|a, b| (&a.port, a.vlan, a.mac).cmp(&(&b.port, b.vlan, b.mac)));

@@ -48,6 +48,8 @@ pub enum Request {
     },
     /// The MAC table's counters.
     FdbStats {},
+    /// The static and sticky entries, for a config file's `[[fdb]]` tables.
+    FdbSave {},
     /// The attached ports.
     PortList {},
     /// Attach a port: `spec` has the `--port` grammar.
@@ -129,6 +131,12 @@ pub struct FdbRow {
     pub age: Option<u32>,
     #[serde(default, rename = "static", skip_serializing_if = "std::ops::Not::not")]
     pub is_static: bool,
+    /// Learned on a `sticky` port and kept as a static entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky: bool,
+    /// Left by MAB on a locked port: waits for `fdb add`, not used for forwarding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 /// One row of `arp-show`.
@@ -279,6 +287,8 @@ mod tests {
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             age: Some(12),
             is_static: false,
+            sticky: false,
+            locked: false,
         };
         assert_eq!(
             serde_json::to_string(&learned).unwrap(),

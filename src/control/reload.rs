@@ -112,6 +112,19 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
             reply.failed.push(e);
         }
     }
+    // Static MAC entries likewise.
+    for entry in old
+        .static_macs
+        .iter()
+        .filter(|e| !new.static_macs.contains(e))
+    {
+        switch.bridge_mut().remove_mac(entry.vlan, entry.mac);
+    }
+    for entry in &new.static_macs {
+        if let Err(e) = switch.add_static_mac(entry) {
+            reply.failed.push(e);
+        }
+    }
     if new.own != old.own {
         reply
             .needs_restart

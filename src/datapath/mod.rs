@@ -28,8 +28,8 @@ use std::time::Duration;
 use log::warn;
 
 use crate::bridge::{
-    Bridge, BridgeConfig, DropReason, Egress, GuardEvent, LinkState, PortConfig, PortId, PortStats,
-    Verdict,
+    Alert, Bridge, BridgeConfig, DropReason, Egress, GuardEvent, LinkState, PortConfig, PortId,
+    PortStats, Verdict,
 };
 use crate::port::Port;
 use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
@@ -266,6 +266,7 @@ impl Datapath {
                 }
             }
             Verdict::Guarded(event) => self.log_guard(slot, &event, now),
+            Verdict::Alert(alert) => self.log_alert(slot, &alert, now),
             Verdict::Drop(_) => {}
         }
     }
@@ -335,6 +336,37 @@ impl Datapath {
             event.arp.sender_ip,
             self.port_name(port)
         );
+    }
+
+    /// Logs what port security or loop protection did, at most once per second per port.
+    fn log_alert(&self, slot: &mut Slot, alert: &Alert, now: Duration) {
+        if !Slot::may_warn(&mut slot.last_alert_log, now) {
+            return;
+        }
+        let name = slot.port.name();
+        match *alert {
+            Alert::MacLimit { limit, .. } => warn!(
+                "port {name}: reached max-macs={limit}; frames from new sources are dropped \
+                 (mac_limit)"
+            ),
+            Alert::Locked { vlan, mac, .. } => warn!(
+                "port {name}: locked port saw {mac} (VLAN {vlan}): a locked entry waits for \
+                 `vswitchctl fdb add {name} {mac} {vlan}`"
+            ),
+            Alert::StormBlocked { kind, .. } => warn!(
+                "port {name}: {} storm past its limit: the port is blocked (link=rx-down) until \
+                 `vswitchctl port set {name} link=up`",
+                kind.name()
+            ),
+            Alert::MacFlap {
+                vlan, mac, home, ..
+            } => warn!(
+                "possible loop between {} and {name}: {mac} (VLAN {vlan}) moves between them; \
+                 pinned to {} for a while, frames from it on {name} dropped (mac_flap)",
+                self.port_name(home),
+                self.port_name(home)
+            ),
+        }
     }
 
     /// Holds `frame` (virtio-net header + Ethernet, as it goes on `out`'s wire) in `out`'s

@@ -36,6 +36,7 @@ pub(super) struct Slot {
     pub link_down: bool,
     pub last_warning: Option<Duration>,
     pub last_guard_log: Option<Duration>,
+    pub last_alert_log: Option<Duration>,
 }
 
 /// What became of a send.
@@ -64,6 +65,7 @@ impl Slot {
             link_down: false,
             last_warning: None,
             last_guard_log: None,
+            last_alert_log: None,
         }
     }
 

@@ -196,3 +196,34 @@ fn the_documented_example_file_is_valid() {
     assert_eq!(f.name.as_deref(), Some("lab"));
     assert_eq!(f.ports, vec![tap("lab-tap1"), tap("lab-tap2")]);
 }
+
+#[test]
+fn static_macs_and_mac_move_damping_in_the_file() {
+    let f = parse(
+        "mac-move-limit = \"5/2\"\nmac-move-hold = 30\n\n[[port]]\nname = \"tap0\"\nsticky = true\n\n\
+         [[fdb]]\nport = \"tap0\"\nmac = \"02:00:00:00:00:01\"\nvlan = 10\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.mac_move_limit,
+        Some(crate::config::MacMoveLimit::Limit {
+            moves: 5,
+            window: 2
+        })
+    );
+    assert_eq!(f.mac_move_hold, Some(30));
+    assert!(f.ports[0].settings.port.security.sticky);
+    assert_eq!(f.static_macs.len(), 1);
+    assert_eq!(f.static_macs[0].vlan, 10);
+    let (line, msg) = file_error("mac-move-limit = \"lots\"\n");
+    assert!(line == 1 && msg.contains("N/SECS"), "{line} {msg}");
+    let (line, msg) = file_error("[[fdb]]\nport = \"tap0\"\nmac = \"ff:ff:ff:ff:ff:ff\"\n");
+    assert!(
+        line == 1 && msg.contains("not a unicast MAC"),
+        "{line} {msg}"
+    );
+    assert!(
+        parse("mac-move-limit = \"off\"\n").unwrap().mac_move_limit
+            == Some(crate::config::MacMoveLimit::Off)
+    );
+}

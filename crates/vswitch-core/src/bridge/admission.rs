@@ -3,7 +3,7 @@
 //! reason returned; storm control and port security belong here too.
 
 use super::stats::DropReason;
-use super::{LinkLocal, PortConfig, PortFlags, PortId};
+use super::{LinkLocal, PortConfig, PortFlags, PortId, Security};
 use crate::wire::EthernetProtocol;
 use crate::wire::vlan as tag;
 
@@ -15,6 +15,7 @@ pub(super) struct Ingress {
     pub suppress: bool,
     pub flags: PortFlags,
     pub link_local: LinkLocal,
+    pub security: Security,
     /// Where the frame's payload starts, past any 802.1Q tag, and its EtherType.
     pub l3: usize,
     pub ethertype: EthernetProtocol,
@@ -47,6 +48,7 @@ impl Ingress {
             suppress: config.arp_suppress.unwrap_or(arp_suppress),
             flags: config.flags,
             link_local: config.link_local,
+            security: config.security,
             l3,
             ethertype,
         })

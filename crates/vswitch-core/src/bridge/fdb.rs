@@ -1,8 +1,12 @@
 //! The forwarding database: which port each (VLAN, MAC) was last seen on, in a
-//! [`PortTable`] (per-port LRU lists, ageing, fair eviction, static entries).
+//! [`PortTable`] (per-port LRU lists, ageing, fair eviction, static entries), with the marks
+//! port security adds (sticky and locked entries) and MAC-move damping, which pins a MAC that
+//! flaps between ports (a loop) to the port it came from.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
+
+use hashbrown::HashMap;
 
 use super::PortId;
 pub use super::table::{Counters as FdbCounters, TableFull};
@@ -25,6 +29,18 @@ impl Hash for MacKey {
     }
 }
 
+/// What kind of entry, besides learned or static.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mark {
+    #[default]
+    Plain,
+    /// Learned on a `sticky` port: kept as a static entry.
+    Sticky,
+    /// An unknown source on a locked port with MAB: shown, aged, never used for forwarding,
+    /// until an operator authorises it (a static entry replaces it).
+    Locked,
+}
+
 /// One row of the table as shown to users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdbEntry {
@@ -33,21 +49,83 @@ pub struct FdbEntry {
     pub port: PortId,
     /// Seconds since the MAC was last seen; `None` for a static entry.
     pub age: Option<u32>,
+    pub mark: Mark,
+}
+
+/// MAC-move damping: a MAC that moves more than `moves` times within `window` seconds is
+/// pinned to the port it was on before the first of them for `hold` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MoveLimit {
+    pub moves: u32,
+    pub window: u32,
+    pub hold: u32,
+}
+
+impl Default for MoveLimit {
+    /// A host that really moves (a VM migrating, a bond failing over) moves a few times; a MAC
+    /// in a loop moves thousands of times a second.
+    fn default() -> Self {
+        MoveLimit {
+            moves: 10,
+            window: 10,
+            hold: 15,
+        }
+    }
+}
+
+/// The recent moves of one MAC.
+#[derive(Clone, Copy, Debug)]
+struct Moves {
+    count: u32,
+    since: Duration,
+    /// Where the MAC was before the first of these moves.
+    home: PortId,
+    pinned_until: Option<Duration>,
+}
+
+/// Most MACs whose moves are tracked at once; past it new movers are not damped.
+const MAX_TRACKED: usize = 65_536;
+
+/// What learning a source did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// Learned, refreshed or moved.
+    Ok,
+    /// The MAC is pinned to `home` for flapping: the frame must be dropped.
+    Pinned { home: PortId },
+    /// The MAC just moved past the limit and is now pinned to `home`; the frame must be dropped.
+    Flapping { home: PortId },
 }
 
 /// The MAC learning table.
 #[derive(Debug)]
 pub struct Fdb {
-    table: PortTable<MacKey, ()>,
+    table: PortTable<MacKey, Mark>,
+    move_limit: Option<MoveLimit>,
+    moves: HashMap<MacKey, Moves>,
 }
 
 impl Fdb {
     /// A table holding at most `capacity` entries (1 to `u32::MAX - 1`) that expire after
-    /// `ageing` seconds without traffic from their MAC.
+    /// `ageing` seconds without traffic from their MAC, with MAC-move damping.
     pub fn new(capacity: usize, ageing: u32) -> Fdb {
         Fdb {
             table: PortTable::new(capacity, ageing),
+            move_limit: Some(MoveLimit::default()),
+            moves: HashMap::new(),
         }
+    }
+
+    /// MAC-move damping's limit; `None` turns it off (and forgets every pin).
+    pub fn set_move_limit(&mut self, limit: Option<MoveLimit>) {
+        if limit.is_none() {
+            self.moves.clear();
+        }
+        self.move_limit = limit;
+    }
+
+    pub fn move_limit(&self) -> Option<MoveLimit> {
+        self.move_limit
     }
 
     pub fn len(&self) -> usize {
@@ -75,6 +153,11 @@ impl Fdb {
         self.table.static_len()
     }
 
+    /// Learned (not static) entries held for `port`.
+    pub fn port_learned(&self, port: PortId) -> usize {
+        self.table.port_learned(port)
+    }
+
     /// Entries (learned and static) held for `port`.
     pub fn port_len(&self, port: PortId) -> usize {
         self.table.port_len(port)
@@ -89,28 +172,109 @@ impl Fdb {
         self.table.set_capacity(capacity);
     }
 
-    /// The port `mac` was last seen on in `vlan`. Looking up does not refresh the entry: only
-    /// traffic from the MAC keeps it alive.
+    /// The port `mac` was last seen on in `vlan` (a locked entry does not count). Looking up
+    /// does not refresh the entry: only traffic from the MAC keeps it alive.
     pub fn lookup(&self, vlan: u16, mac: MacAddr) -> Option<PortId> {
-        self.table
-            .get(&MacKey { vlan, mac })
-            .map(|(port, (), _)| port)
+        match self.table.get(&MacKey { vlan, mac })? {
+            (_, Mark::Locked, _) => None,
+            (port, _, _) => Some(port),
+        }
     }
 
-    /// Records that `mac` was seen as a source on `port` at `now`. The caller has checked that
-    /// the address is learnable (unicast, not zero).
-    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) {
-        self.table.learn(MacKey { vlan, mac }, (), port, now);
+    /// The entry of `mac` in `vlan`: its port, mark and whether it is static.
+    pub fn get(&self, vlan: u16, mac: MacAddr) -> Option<(PortId, Mark, bool)> {
+        self.table.get(&MacKey { vlan, mac })
     }
 
-    /// Removes every entry not seen for more than the ageing time; returns how many went.
+    /// Records that `mac` was seen as a source on `port` at `now`, unless MAC-move damping
+    /// holds it to another port. The caller has checked that the address is learnable
+    /// (unicast, not zero).
+    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) -> Learned {
+        let key = MacKey { vlan, mac };
+        if let Some(limit) = self.move_limit
+            && let Some((from, _, false)) = self.table.get(&key)
+            && from != port
+        {
+            let learned = self.damp(key, limit, from, now);
+            if learned != Learned::Ok {
+                return learned;
+            }
+        }
+        self.table.learn(key, Mark::Plain, port, now);
+        Learned::Ok
+    }
+
+    /// Counts a move of `key` away from `from`; pins it when it moves too often.
+    fn damp(&mut self, key: MacKey, limit: MoveLimit, from: PortId, now: Duration) -> Learned {
+        if self.moves.len() >= MAX_TRACKED && !self.moves.contains_key(&key) {
+            return Learned::Ok;
+        }
+        let fresh = Moves {
+            count: 0,
+            since: now,
+            home: from,
+            pinned_until: None,
+        };
+        let track = self.moves.entry(key).or_insert(fresh);
+        match track.pinned_until {
+            Some(until) if now < until => return Learned::Pinned { home: track.home },
+            Some(_) => *track = fresh,
+            None if now.saturating_sub(track.since) > Duration::from_secs(limit.window.into()) => {
+                *track = fresh
+            }
+            None => {}
+        }
+        track.count += 1;
+        if track.count <= limit.moves {
+            return Learned::Ok;
+        }
+        track.pinned_until = Some(now + Duration::from_secs(limit.hold.into()));
+        let home = track.home;
+        self.table.learn(key, Mark::Plain, home, now);
+        Learned::Flapping { home }
+    }
+
+    /// Creates (or refreshes) a locked entry for an unknown source on a locked port with MAB;
+    /// returns whether it is new. An entry the MAC has elsewhere is left alone.
+    pub fn lock(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) -> bool {
+        let key = MacKey { vlan, mac };
+        match self.table.get(&key) {
+            Some((p, Mark::Locked, _)) if p == port => {
+                self.table.learn(key, Mark::Locked, port, now);
+                false
+            }
+            Some(_) => false,
+            None => {
+                self.table.learn(key, Mark::Locked, port, now);
+                self.table.get(&key).is_some()
+            }
+        }
+    }
+
+    /// Removes every entry not seen for more than the ageing time, and forgets moves past
+    /// their window and pins past their hold; returns how many entries went.
     pub fn expire(&mut self, now: Duration) -> usize {
+        if let Some(limit) = self.move_limit {
+            let window = Duration::from_secs(limit.window.into());
+            self.moves.retain(|_, m| match m.pinned_until {
+                Some(until) => now < until,
+                None => now.saturating_sub(m.since) <= window,
+            });
+        }
         self.table.expire(now)
     }
 
     /// Makes `mac` in `vlan` a static entry on `port`, replacing whatever entry it had.
     pub fn add_static(&mut self, vlan: u16, mac: MacAddr, port: PortId) -> Result<(), TableFull> {
-        self.table.add_static(MacKey { vlan, mac }, (), port)
+        self.table
+            .add_static(MacKey { vlan, mac }, Mark::Plain, port)
+    }
+
+    /// Makes `mac` in `vlan` a sticky entry on `port`: static, marked as learned on a sticky
+    /// port.
+    pub fn add_sticky(&mut self, vlan: u16, mac: MacAddr, port: PortId) -> Result<(), TableFull> {
+        self.table
+            .add_static(MacKey { vlan, mac }, Mark::Sticky, port)
     }
 
     /// Removes the learned entries of `port`, or of every port; static entries stay.
@@ -118,8 +282,9 @@ impl Fdb {
         self.table.flush(port)
     }
 
-    /// Removes every entry of `port`, static ones included.
+    /// Removes every entry of `port`, static ones included, and the pins to it.
     pub fn remove_port(&mut self, port: PortId) -> usize {
+        self.moves.retain(|_, m| m.home != port);
         self.table.remove_port(port)
     }
 
@@ -130,11 +295,12 @@ impl Fdb {
 
     /// Every entry, in no particular order, with its age at `now`.
     pub fn entries(&self, now: Duration) -> impl Iterator<Item = FdbEntry> + '_ {
-        self.table.rows(now).map(|r: Row<MacKey, ()>| FdbEntry {
+        self.table.rows(now).map(|r: Row<MacKey, Mark>| FdbEntry {
             vlan: r.key.vlan,
             mac: r.key.mac,
             port: r.port,
             age: r.age,
+            mark: r.value,
         })
     }
 }
@@ -309,13 +475,15 @@ mod tests {
                     vlan: 7,
                     mac: mac(1),
                     port: P0,
-                    age: Some(7)
+                    age: Some(7),
+                    mark: Mark::Plain,
                 },
                 FdbEntry {
                     vlan: 0,
                     mac: mac(2),
                     port: P1,
-                    age: Some(5)
+                    age: Some(5),
+                    mark: Mark::Plain,
                 },
             ]
         );
@@ -454,5 +622,85 @@ mod tests {
         for (m, (p, _)) in &model {
             assert_eq!(fdb.lookup(0, *m), Some(*p));
         }
+    }
+
+    #[test]
+    fn a_mac_that_flaps_is_pinned_to_where_it_came_from() {
+        let mut fdb = Fdb::new(16, 300);
+        fdb.set_move_limit(Some(MoveLimit {
+            moves: 3,
+            window: 10,
+            hold: 5,
+        }));
+        fdb.learn(0, mac(1), P0, t(0));
+        // A loop: the MAC bounces between the two looped ports.
+        let bounces = [P1, P2, P1];
+        for p in bounces {
+            assert_eq!(fdb.learn(0, mac(1), p, t(1)), Learned::Ok);
+        }
+        assert_eq!(
+            fdb.learn(0, mac(1), P2, t(1)),
+            Learned::Flapping { home: P0 }
+        );
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "back home");
+        assert_eq!(fdb.learn(0, mac(1), P1, t(2)), Learned::Pinned { home: P0 });
+        assert_eq!(
+            fdb.learn(0, mac(1), P0, t(2)),
+            Learned::Ok,
+            "home refreshes"
+        );
+        // After the hold it may move again.
+        fdb.expire(t(7));
+        assert_eq!(fdb.learn(0, mac(1), P1, t(7)), Learned::Ok);
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
+    }
+
+    #[test]
+    fn moves_spread_over_more_than_the_window_are_not_damped() {
+        let mut fdb = Fdb::new(16, 300);
+        fdb.set_move_limit(Some(MoveLimit {
+            moves: 2,
+            window: 10,
+            hold: 5,
+        }));
+        for (i, p) in [P0, P1, P0, P1, P0, P1].into_iter().enumerate() {
+            assert_eq!(fdb.learn(0, mac(1), p, t(i as u64 * 6)), Learned::Ok);
+        }
+        fdb.set_move_limit(None);
+        for i in 0..100 {
+            let p = if i % 2 == 0 { P0 } else { P1 };
+            assert_eq!(fdb.learn(0, mac(1), p, t(100)), Learned::Ok, "off");
+        }
+    }
+
+    #[test]
+    fn locked_entries_wait_for_authorisation_and_never_forward() {
+        let mut fdb = Fdb::new(16, 10);
+        assert!(fdb.lock(0, mac(1), P0, t(0)));
+        assert!(!fdb.lock(0, mac(1), P0, t(1)), "refreshed, not new");
+        assert_eq!(fdb.lookup(0, mac(1)), None);
+        assert_eq!(fdb.get(0, mac(1)), Some((P0, Mark::Locked, false)));
+        fdb.learn(0, mac(2), P1, t(0));
+        assert!(
+            !fdb.lock(0, mac(2), P0, t(0)),
+            "a MAC learned elsewhere stays"
+        );
+        fdb.add_static(0, mac(1), P0).unwrap();
+        assert_eq!(fdb.get(0, mac(1)), Some((P0, Mark::Plain, true)));
+        assert!(fdb.lock(0, mac(3), P0, t(0)));
+        fdb.expire(t(20));
+        assert_eq!(fdb.get(0, mac(3)), None, "locked entries age out");
+    }
+
+    #[test]
+    fn sticky_entries_are_static_and_marked() {
+        let mut fdb = Fdb::new(16, 10);
+        fdb.add_sticky(0, mac(1), P0).unwrap();
+        assert_eq!(fdb.flush(None), 0);
+        fdb.expire(t(100));
+        let e = fdb.entries(t(100)).next().unwrap();
+        assert_eq!((e.age, e.mark), (None, Mark::Sticky));
+        assert_eq!(fdb.learn(0, mac(1), P1, t(100)), Learned::Ok);
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "not moved by learning");
     }
 }

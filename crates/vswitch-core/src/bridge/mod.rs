@@ -13,6 +13,7 @@ pub mod arp;
 pub mod fdb;
 pub mod port;
 pub mod stats;
+mod storm;
 pub mod table;
 pub mod vlan;
 
@@ -22,10 +23,13 @@ use std::time::Duration;
 use crate::wire::{EthernetFrame, EthernetProtocol, MacAddr};
 use admission::Ingress;
 pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo, ArpReply};
-pub use fdb::{Fdb, FdbCounters, FdbEntry, TableFull};
-pub use port::{FloodKind, LinkLocal, LinkState, PortConfig, PortFlags};
+pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned, Mark, MoveLimit, TableFull};
+pub use port::{
+    FloodKind, LinkLocal, LinkState, PortConfig, PortFlags, Security, StormAction, StormLimits,
+};
 pub use stats::{Counters, DropReason, PortStats};
 use std::net::Ipv4Addr;
+use storm::Storm;
 pub use vlan::{Egress, VlanMode, VlanSet};
 
 /// A port's number inside the switch. Numbers of removed ports are reused.
@@ -54,6 +58,8 @@ pub struct BridgeConfig {
     /// Answer ARP requests for known addresses instead of flooding them, on ports that do not
     /// say otherwise.
     pub arp_suppress: bool,
+    /// MAC-move damping (loop protection); `None` turns it off.
+    pub mac_move: Option<MoveLimit>,
 }
 
 impl Default for BridgeConfig {
@@ -62,6 +68,7 @@ impl Default for BridgeConfig {
             mac_table_size: 8192,
             mac_ageing: 300,
             arp_suppress: false,
+            mac_move: Some(MoveLimit::default()),
         }
     }
 }
@@ -86,6 +93,45 @@ pub enum Verdict {
     /// Dropped by the ARP guard (counted as [`DropReason::ArpGuard`]); the event says what was
     /// claimed and who holds it, for the edge to log.
     Guarded(GuardEvent),
+    /// Dropped by port security or loop protection, which has something to report (counted
+    /// as [`Alert::reason`]).
+    Alert(Alert),
+}
+
+/// Something port security or loop protection did that an operator must hear of: the frame
+/// that caused it is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alert {
+    /// The port reached its `max-macs` (said once until it is below it again).
+    MacLimit { port: PortId, limit: u32 },
+    /// A locked port with MAB saw an unknown source: a locked entry waits for authorisation.
+    Locked {
+        port: PortId,
+        vlan: u16,
+        mac: MacAddr,
+    },
+    /// A storm limit was passed with `storm-action=block`: the port takes nothing now.
+    StormBlocked { port: PortId, kind: FloodKind },
+    /// `mac` moved between ports too often (a loop): pinned to `home`, frames from `port`
+    /// dropped.
+    MacFlap {
+        vlan: u16,
+        mac: MacAddr,
+        home: PortId,
+        port: PortId,
+    },
+}
+
+impl Alert {
+    /// The drop reason the frame is counted under.
+    pub fn reason(&self) -> DropReason {
+        match self {
+            Alert::MacLimit { .. } => DropReason::MacLimit,
+            Alert::Locked { .. } => DropReason::Locked,
+            Alert::StormBlocked { .. } => DropReason::Storm,
+            Alert::MacFlap { .. } => DropReason::MacFlap,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -93,6 +139,9 @@ struct PortState {
     /// Received frames and the drops at admission and decision.
     rx: Counters,
     config: PortConfig,
+    storm: Storm,
+    /// The port is at its `max-macs` and has said so.
+    at_mac_limit: bool,
 }
 
 /// An ARP the guard dropped, for the edge to log.
@@ -117,8 +166,10 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(config: BridgeConfig) -> Bridge {
+        let mut fdb = Fdb::new(config.mac_table_size, config.mac_ageing);
+        fdb.set_move_limit(config.mac_move);
         Bridge {
-            fdb: Fdb::new(config.mac_table_size, config.mac_ageing),
+            fdb,
             arp: Arp::new(config.mac_table_size, config.mac_ageing),
             ports: Vec::new(),
             arp_suppress: config.arp_suppress,
@@ -149,6 +200,8 @@ impl Bridge {
         self.ports[index] = Some(PortState {
             rx: Counters::default(),
             config: config.into(),
+            storm: Storm::default(),
+            at_mac_limit: false,
         });
         PortId(u16::try_from(index).expect("at most 65536 ports"))
     }
@@ -263,6 +316,7 @@ impl Bridge {
         let dropped = match verdict {
             Verdict::Drop(reason) => Some(reason),
             Verdict::Guarded(_) => Some(DropReason::ArpGuard),
+            Verdict::Alert(alert) => Some(alert.reason()),
             _ => None,
         };
         if let Some(reason) = dropped
@@ -322,6 +376,7 @@ impl Bridge {
             mac_table_size: self.fdb.capacity(),
             mac_ageing: self.fdb.ageing(),
             arp_suppress: self.arp_suppress,
+            mac_move: self.fdb.move_limit(),
         }
     }
 
@@ -332,6 +387,9 @@ impl Bridge {
         self.arp.set_ageing(config.mac_ageing);
         self.arp.set_capacity(config.mac_table_size);
         self.arp_suppress = config.arp_suppress;
+        if self.fdb.move_limit() != config.mac_move {
+            self.fdb.set_move_limit(config.mac_move);
+        }
     }
 
     /// Adds a static entry: frames to `mac` in `vlan` always go to `port`, which must be
@@ -368,6 +426,7 @@ impl Bridge {
             suppress,
             flags,
             link_local,
+            security,
             l3,
             ethertype,
         } = ingress;
@@ -377,6 +436,25 @@ impl Bridge {
         let dst = MacAddr(eth.dst_addr().0);
         if !src.is_learnable_source() {
             return Verdict::Drop(DropReason::InvalidSource);
+        }
+        if security.locked
+            && let Some(verdict) = self.locked(port, vlan, src, security.mab, now)
+        {
+            return verdict;
+        }
+        let kind = if dst.is_broadcast() {
+            Some(FloodKind::Broadcast)
+        } else if dst.is_link_local() {
+            Some(FloodKind::LinkLocal(dst.0[5]))
+        } else if dst.is_multicast() {
+            Some(FloodKind::Multicast)
+        } else {
+            None
+        };
+        if let Some(kind) = kind
+            && let Some(verdict) = self.storm(port, &security, kind, now)
+        {
+            return verdict;
         }
         let arp = if ethertype == EthernetProtocol::Arp {
             self.arp_in(&frame[l3..])
@@ -394,8 +472,10 @@ impl Bridge {
                 is_static,
             });
         }
-        if flags.learning {
-            self.fdb.learn(vlan, src, port, now);
+        if flags.learning
+            && let Some(verdict) = self.learn(port, vlan, src, &security, now)
+        {
+            return verdict;
         }
         if let Some(arp) = &arp {
             self.arp.snoop(vlan, arp, port, now);
@@ -410,25 +490,20 @@ impl Bridge {
                 };
             }
         }
-        if dst.is_multicast() {
-            let kind = if dst.is_broadcast() {
-                FloodKind::Broadcast
-            } else if dst.is_link_local() {
-                let last = dst.0[5];
-                if !link_local.contains(last) {
-                    return Verdict::Drop(DropReason::ReservedDest);
-                }
-                FloodKind::LinkLocal(last)
-            } else {
-                FloodKind::Multicast
-            };
+        if let Some(kind) = kind {
+            if let FloodKind::LinkLocal(last) = kind
+                && !link_local.contains(last)
+            {
+                return Verdict::Drop(DropReason::ReservedDest);
+            }
             return Verdict::Flood { vlan, kind };
         }
         let Some(out) = self.fdb.lookup(vlan, dst) else {
-            return Verdict::Flood {
-                vlan,
-                kind: FloodKind::Unknown,
-            };
+            let kind = FloodKind::Unknown;
+            if let Some(verdict) = self.storm(port, &security, kind, now) {
+                return verdict;
+            }
+            return Verdict::Flood { vlan, kind };
         };
         if out == port && !flags.hairpin {
             return Verdict::Drop(DropReason::SamePort);
@@ -446,6 +521,95 @@ impl Bridge {
                 egress,
             },
             None => Verdict::Drop(DropReason::VlanFiltered),
+        }
+    }
+
+    /// A locked port: `src` passes only with a static entry on `port`; an unknown one leaves a
+    /// locked entry with MAB. `None` lets the frame on.
+    fn locked(
+        &mut self,
+        port: PortId,
+        vlan: u16,
+        src: MacAddr,
+        mab: bool,
+        now: Duration,
+    ) -> Option<Verdict> {
+        match self.fdb.get(vlan, src) {
+            Some((p, _, true)) if p == port => None,
+            _ if mab && self.fdb.lock(vlan, src, port, now) => {
+                Some(Verdict::Alert(Alert::Locked {
+                    port,
+                    vlan,
+                    mac: src,
+                }))
+            }
+            _ => Some(Verdict::Drop(DropReason::Locked)),
+        }
+    }
+
+    /// Storm control for a frame of `kind`: `None` if it is within the port's limit.
+    fn storm(
+        &mut self,
+        port: PortId,
+        security: &Security,
+        kind: FloodKind,
+        now: Duration,
+    ) -> Option<Verdict> {
+        let state = self.state_mut(port)?;
+        if state.storm.admit(&security.storm, kind, now) {
+            return None;
+        }
+        if security.storm_action == StormAction::Block && state.config.link.rx() {
+            state.config.link = match state.config.link {
+                LinkState::TxDown => LinkState::Down,
+                _ => LinkState::RxDown,
+            };
+            return Some(Verdict::Alert(Alert::StormBlocked { port, kind }));
+        }
+        Some(Verdict::Drop(DropReason::Storm))
+    }
+
+    /// Learns `src` on `port` as its security settings allow: within `max-macs`, as a sticky
+    /// entry on a sticky port, and not against MAC-move damping. `None` lets the frame on.
+    fn learn(
+        &mut self,
+        port: PortId,
+        vlan: u16,
+        src: MacAddr,
+        security: &Security,
+        now: Duration,
+    ) -> Option<Verdict> {
+        if security.max_macs.is_some() || security.sticky {
+            let known_here = matches!(self.fdb.get(vlan, src), Some((p, _, _)) if p == port);
+            if !known_here {
+                if let Some(limit) = security.max_macs {
+                    let full = self.fdb.port_len(port) >= limit as usize;
+                    let state = self.state_mut(port)?;
+                    if full {
+                        if state.at_mac_limit {
+                            return Some(Verdict::Drop(DropReason::MacLimit));
+                        }
+                        state.at_mac_limit = true;
+                        return Some(Verdict::Alert(Alert::MacLimit { port, limit }));
+                    }
+                    state.at_mac_limit = false;
+                }
+                if security.sticky {
+                    // A table full of static entries keeps the MAC unlearned, as for learning.
+                    let _ = self.fdb.add_sticky(vlan, src, port);
+                    return None;
+                }
+            }
+        }
+        match self.fdb.learn(vlan, src, port, now) {
+            Learned::Ok => None,
+            Learned::Pinned { .. } => Some(Verdict::Drop(DropReason::MacFlap)),
+            Learned::Flapping { home } => Some(Verdict::Alert(Alert::MacFlap {
+                vlan,
+                mac: src,
+                home,
+                port,
+            })),
         }
     }
 

@@ -19,6 +19,7 @@ pub struct PortConfig {
     /// The link-local groups (01:80:c2:00:00:0X) this port forwards, in and out.
     pub link_local: LinkLocal,
     pub link: LinkState,
+    pub security: Security,
 }
 
 impl From<VlanMode> for PortConfig {
@@ -62,6 +63,49 @@ impl Default for PortFlags {
     }
 }
 
+/// Port security and storm control: what a port lets in from its host besides its VLANs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// Only sources with a static entry on this port pass (`locked`).
+    pub locked: bool,
+    /// On a locked port, an unknown source leaves a locked entry for an operator to authorise.
+    pub mab: bool,
+    /// Most MAC entries on this port (static ones included); new sources past it are dropped.
+    pub max_macs: Option<u32>,
+    /// Sources learned on this port become sticky (static) entries.
+    pub sticky: bool,
+    /// Frames per second let in, by kind; past it they are dropped (`storm`).
+    pub storm: StormLimits,
+    pub storm_action: StormAction,
+}
+
+/// Ingress limits in frames per second for each kind of flooded traffic (`None`: no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StormLimits {
+    pub broadcast: Option<u32>,
+    pub multicast: Option<u32>,
+    pub unknown: Option<u32>,
+}
+
+/// What a port does when a storm limit is passed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StormAction {
+    /// Drop the frames past the limit.
+    #[default]
+    Drop,
+    /// Stop taking frames from the port (link `rx-down`) until an operator sets `link=up`.
+    Block,
+}
+
+impl StormAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            StormAction::Drop => "drop",
+            StormAction::Block => "block",
+        }
+    }
+}
+
 /// What kind of destination a flooded frame has: each port's flags say which kinds it takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FloodKind {
@@ -71,6 +115,18 @@ pub enum FloodKind {
     Broadcast,
     /// An IEEE 802.1D reserved group, 01:80:c2:00:00:0X with this last byte.
     LinkLocal(u8),
+}
+
+impl FloodKind {
+    /// The kind as logs say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FloodKind::Unknown => "unknown-unicast",
+            FloodKind::Multicast => "multicast",
+            FloodKind::Broadcast => "broadcast",
+            FloodKind::LinkLocal(_) => "link-local",
+        }
+    }
 }
 
 impl PortFlags {

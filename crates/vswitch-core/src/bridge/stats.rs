@@ -41,10 +41,18 @@ pub enum DropReason {
     ImpairLoss,
     /// The port's impairment queue (`tx-limit`, `rx-limit`) was full.
     ImpairOverflow,
+    /// From a locked port, by a source without a static entry there.
+    Locked,
+    /// A new source on a port at its `max-macs`.
+    MacLimit,
+    /// Past the port's storm limit for its kind (broadcast, multicast, unknown unicast).
+    Storm,
+    /// Its source MAC is pinned to another port for moving too often (a loop).
+    MacFlap,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -61,6 +69,10 @@ impl DropReason {
         DropReason::Isolated,
         DropReason::ImpairLoss,
         DropReason::ImpairOverflow,
+        DropReason::Locked,
+        DropReason::MacLimit,
+        DropReason::Storm,
+        DropReason::MacFlap,
     ];
 
     /// The name used in logs and statistics.
@@ -82,6 +94,10 @@ impl DropReason {
             DropReason::Isolated => "isolated",
             DropReason::ImpairLoss => "impair_loss",
             DropReason::ImpairOverflow => "impair_overflow",
+            DropReason::Locked => "locked",
+            DropReason::MacLimit => "mac_limit",
+            DropReason::Storm => "storm",
+            DropReason::MacFlap => "mac_flap",
         }
     }
 

@@ -142,6 +142,11 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         self.lru.iter().map(|l| l.statics as usize).sum()
     }
 
+    /// Learned (not static) entries held for `port`.
+    pub fn port_learned(&self, port: PortId) -> usize {
+        self.lru.get(port.index()).map_or(0, |l| l.len as usize)
+    }
+
     /// Entries (learned and static) held for `port`.
     pub fn port_len(&self, port: PortId) -> usize {
         self.lru

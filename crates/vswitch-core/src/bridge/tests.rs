@@ -778,3 +778,173 @@ fn a_port_down_for_receive_takes_nothing_from_its_host() {
         [down]
     );
 }
+
+fn secured(security: Security) -> PortConfig {
+    PortConfig {
+        security,
+        ..PortConfig::default()
+    }
+}
+
+#[test]
+fn a_locked_port_passes_only_static_sources_and_mab_leaves_locked_entries() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let locked = Security {
+        locked: true,
+        ..Security::default()
+    };
+    let p = [b.add_port_with(secured(locked)), b.add_port()];
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, A), t(0)),
+        Verdict::Drop(DropReason::Locked)
+    );
+    assert_eq!(b.fdb().len(), 0);
+    b.add_static(p[0], 0, MacAddr(A)).unwrap();
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, A), t(0)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
+    let mab = Security {
+        mab: true,
+        ..locked
+    };
+    b.set_port_config(p[0], secured(mab));
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, C), t(1)),
+        Verdict::Alert(Alert::Locked {
+            port: p[0],
+            vlan: 0,
+            mac: MacAddr(C)
+        })
+    );
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, C), t(1)),
+        Verdict::Drop(DropReason::Locked),
+        "said once"
+    );
+    assert_eq!(b.fdb().get(0, MacAddr(C)).unwrap().1, Mark::Locked);
+    assert_eq!(b.counters(p[0]).unwrap().drops(DropReason::Locked), 3);
+    // Frames to a locked entry are not forwarded to it: they flood.
+    assert_eq!(
+        b.ingress(p[1], &frame(C, B), t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Unknown
+        }
+    );
+}
+
+#[test]
+fn max_macs_keeps_known_sources_and_drops_new_ones() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let limited = Security {
+        max_macs: Some(2),
+        ..Security::default()
+    };
+    let p = [b.add_port_with(secured(limited)), b.add_port()];
+    let src = |n: u8| [0x02, 0, 0, 0, 1, n];
+    b.ingress(p[0], &frame(BCAST, src(1)), t(0));
+    b.ingress(p[0], &frame(BCAST, src(2)), t(0));
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, src(3)), t(0)),
+        Verdict::Alert(Alert::MacLimit {
+            port: p[0],
+            limit: 2
+        })
+    );
+    for n in 4..10 {
+        assert_eq!(
+            b.ingress(p[0], &frame(BCAST, src(n)), t(0)),
+            Verdict::Drop(DropReason::MacLimit)
+        );
+    }
+    assert!(matches!(
+        b.ingress(p[0], &frame(BCAST, src(1)), t(1)),
+        Verdict::Flood { .. }
+    ));
+    assert_eq!(b.fdb().port_len(p[0]), 2);
+    assert_eq!(b.counters(p[0]).unwrap().drops(DropReason::MacLimit), 7);
+}
+
+#[test]
+fn a_sticky_port_keeps_what_it_learns() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let sticky = Security {
+        sticky: true,
+        ..Security::default()
+    };
+    let p = [b.add_port_with(secured(sticky)), b.add_port()];
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    assert_eq!(b.flush(None), 0);
+    assert_eq!(b.fdb().get(0, MacAddr(A)), Some((p[0], Mark::Sticky, true)));
+    b.tick(t(10_000));
+    assert_eq!(b.fdb().lookup(0, MacAddr(A)), Some(p[0]));
+}
+
+#[test]
+fn storm_limits_drop_past_the_rate_or_block_the_port() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let limit = Security {
+        storm: StormLimits {
+            broadcast: Some(10),
+            ..StormLimits::default()
+        },
+        ..Security::default()
+    };
+    let p = [b.add_port_with(secured(limit)), b.add_port()];
+    let passed = (0..100)
+        .filter(|_| {
+            matches!(
+                b.ingress(p[0], &frame(BCAST, A), t(5)),
+                Verdict::Flood { .. }
+            )
+        })
+        .count();
+    assert_eq!(passed, 1, "a tenth of a second's worth");
+    assert_eq!(b.counters(p[0]).unwrap().drops(DropReason::Storm), 99);
+    // Unicast is not broadcast.
+    b.ingress(p[1], &frame(BCAST, B), t(5));
+    assert!(matches!(
+        b.ingress(p[0], &frame(B, A), t(5)),
+        Verdict::Forward { .. }
+    ));
+    let block = Security {
+        storm_action: StormAction::Block,
+        ..limit
+    };
+    b.set_port_config(p[0], secured(block));
+    assert_eq!(
+        b.ingress(p[0], &frame(BCAST, A), t(5)),
+        Verdict::Alert(Alert::StormBlocked {
+            port: p[0],
+            kind: FloodKind::Broadcast
+        })
+    );
+    assert_eq!(b.port_config(p[0]).unwrap().link, LinkState::RxDown);
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(6)),
+        Verdict::Drop(DropReason::AdminDown)
+    );
+}
+
+#[test]
+fn a_loop_is_damped_by_pinning_the_flapping_mac() {
+    let (mut b, p) = bridge_with(3, BridgeConfig::default());
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    // The broadcast comes back on the two looped ports, again and again.
+    let mut alerts = Vec::new();
+    for i in 0..40 {
+        let looped = p[1 + i % 2];
+        if let Verdict::Alert(a) = b.ingress(looped, &frame(BCAST, A), t(0)) {
+            alerts.push(a);
+        }
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(matches!(alerts[0], Alert::MacFlap { home, .. } if home == p[0]));
+    assert_eq!(b.fdb().lookup(0, MacAddr(A)), Some(p[0]));
+    let flaps = |b: &Bridge, i: usize| b.counters(p[i]).unwrap().drops(DropReason::MacFlap);
+    assert!(flaps(&b, 1) + flaps(&b, 2) >= 28);
+}
