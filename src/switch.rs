@@ -86,23 +86,27 @@ impl Switch {
         let Some(old) = self.port_settings(id) else {
             return Err(format!("no port {id}"));
         };
-        let name = self.port_name(id);
         self.bridge_mut().set_port_config(id, settings.port.clone());
         let link = settings.port.link;
         self.datapath
             .set_edge(id, link.tx(), settings.impair, self.seed);
-        let carrier = link != LinkState::Down;
-        if (old.port.link != LinkState::Down) != carrier
-            && let Some(port) = self.datapath.port_mut(id)
-            && port.carrier().is_ok()
-            && let Err(e) = port.set_carrier(carrier)
-        {
-            warn!(
-                "port {name}: cannot set its carrier {}: {e}",
-                if carrier { "on" } else { "off" }
-            );
+        if (old.port.link == LinkState::Down) != (link == LinkState::Down) {
+            self.follow_carrier(id, link);
         }
         Ok(())
+    }
+
+    /// Drops the port's carrier for `link=down` and raises it otherwise, where it has one.
+    fn follow_carrier(&mut self, id: PortId, link: LinkState) {
+        let name = self.port_name(id);
+        let up = link != LinkState::Down;
+        if let Some(port) = self.datapath.port_mut(id)
+            && port.carrier().is_ok()
+            && let Err(e) = port.set_carrier(up)
+        {
+            let want = if up { "on" } else { "off" };
+            warn!("port {name}: cannot set its carrier {want}: {e}");
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -232,10 +236,13 @@ impl Switch {
         port: Box<dyn Port>,
     ) -> Result<PortId, String> {
         let id = self
-            .add_port_with(port, PortConfig::default())
+            .add_port_with(port, spec.settings.port.clone())
             .map_err(|e| format!("cannot watch port {}: {e}", spec.name))?;
         self.targets[id.index()] = Some(spec.target.clone());
         self.set_port_settings(id, &spec.settings)?;
+        if spec.settings.port.link == LinkState::Down {
+            self.follow_carrier(id, LinkState::Down);
+        }
         Ok(id)
     }
 

@@ -75,7 +75,10 @@ impl InFlight {
             slot.tx.count_drop(DropReason::AdminDown);
             return;
         }
-        self.buf.shape(egress, vlan);
+        if !self.buf.shape(egress, vlan) {
+            slot.tx.count_drop(DropReason::VlanFiltered);
+            return;
+        }
         let frame = self.buf.frame();
         if !self.taps.is_empty() {
             self.taps.copy(out, Direction::Tx, frame, now);

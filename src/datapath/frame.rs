@@ -3,7 +3,7 @@
 
 use crate::bridge::Egress;
 use crate::wire::vlan::{self as tag, VLAN_TAG_LEN};
-use crate::wire::{FRAME_BUF_LEN, VNET_HDR_LEN};
+use crate::wire::{ETHERNET_HEADER_LEN, FRAME_BUF_LEN, VNET_HDR_LEN};
 
 /// The one frame buffer. A frame is read in after [`VLAN_TAG_LEN`] bytes of headroom, so a tag
 /// can be pushed by moving the 24 bytes in front of it (virtio-net header and MACs) instead of
@@ -69,10 +69,19 @@ impl FrameBuf {
         self.frame().get(VNET_HDR_LEN..).unwrap_or(&[])
     }
 
-    /// Tags or untags the frame as a port that sends `vlan` frames `egress` wants it.
-    pub(super) fn shape(&mut self, egress: Egress, vlan: u16) {
+    /// Tags or untags the frame as a port that sends `vlan` frames `egress` wants it. Returns
+    /// `false`, leaving the frame as it was, when untagging would bare another VLAN tag: the
+    /// frame would leave in a VLAN other than its own.
+    #[must_use]
+    pub(super) fn shape(&mut self, egress: Egress, vlan: u16) -> bool {
         match (egress, self.tagged) {
             (Egress::Untagged, true) => {
+                // The EtherType behind the tag that would go.
+                let at = ETHERNET_HEADER_LEN + VLAN_TAG_LEN - 2;
+                let inner = self.eth().get(at..at + 2);
+                if inner.is_some_and(|t| tag::is_tpid(u16::from_be_bytes([t[0], t[1]]))) {
+                    return false;
+                }
                 self.start = tag::pop(&mut self.bytes, self.start, self.len);
                 self.len -= VLAN_TAG_LEN;
                 self.tagged = false;
@@ -92,5 +101,6 @@ impl FrameBuf {
             }
             (Egress::Untagged, false) => {}
         }
+        true
     }
 }

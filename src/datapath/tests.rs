@@ -533,3 +533,31 @@ fn hairpin_sends_frames_back_out_of_their_own_port() {
     assert_eq!(r.sent(0), [unicast]);
     assert!(r.sent(1).is_empty());
 }
+
+#[test]
+fn untagging_never_bares_a_second_tag() {
+    let trunk = |native| VlanMode::Trunk {
+        vlans: Box::new("10,20".parse().unwrap()),
+        native,
+    };
+    let mut r = Rig::new(vec![
+        trunk(None),
+        trunk(Some(10)),
+        trunk(None),
+        VlanMode::Access(10),
+    ]);
+    // Tagged 10 on a trunk, with a customer tag of VID 20 inside (QinQ).
+    let mut f = vec![0; VNET_HDR_LEN];
+    f.extend_from_slice(&BCAST);
+    f.extend_from_slice(&mac(1));
+    f.extend_from_slice(&[0x81, 0x00, 0x00, 10, 0x81, 0x00, 0x00, 20, 0x08, 0x00]);
+    f.resize(VNET_HDR_LEN + 64, 0xab);
+    r.inject(0, &f, ms(0));
+    assert!(
+        r.sent(1).is_empty(),
+        "native: popping would leave it in VLAN 20"
+    );
+    assert!(r.sent(3).is_empty(), "access: likewise");
+    assert_eq!(r.stats(1).drops(DropReason::VlanFiltered), 1);
+    assert_eq!(r.sent(2), [f], "tagged trunk: as it came");
+}

@@ -3,7 +3,7 @@
 //! reason returned; storm control and port security belong here too.
 
 use super::stats::DropReason;
-use super::{LinkLocal, PortConfig, PortFlags, PortId, Security};
+use super::{LinkLocal, PortConfig, PortFlags, PortId, Security, VlanMode};
 use crate::wire::EthernetProtocol;
 use crate::wire::vlan as tag;
 
@@ -26,7 +26,9 @@ impl Ingress {
     /// switch-wide default), or why the frame is dropped: [`DropReason::AdminDown`] when the
     /// port's link is down for frames from its host, [`DropReason::Malformed`] when it is
     /// shorter than its Ethernet header and tag, [`DropReason::VlanFiltered`] when its VLAN is
-    /// not the port's.
+    /// not the port's, or when it is put into an access or native VLAN as untagged (or
+    /// priority-tagged) yet carries another VLAN tag behind: popped on a native trunk, that tag
+    /// would carry it into another VLAN at the next switch (VLAN hopping by double tagging).
     pub fn admit(
         port: PortId,
         config: &PortConfig,
@@ -37,10 +39,14 @@ impl Ingress {
             return Err(DropReason::AdminDown);
         }
         let (l3, ethertype) = tag::l3(frame).ok_or(DropReason::Malformed)?;
-        let vlan = config
-            .vlan
-            .ingress(tag::tci(frame).map(tag::vid))
-            .ok_or(DropReason::VlanFiltered)?;
+        let outer = tag::tci(frame).map(tag::vid);
+        let vlan = config.vlan.ingress(outer).ok_or(DropReason::VlanFiltered)?;
+        if outer.is_none_or(|vid| vid == 0)
+            && config.vlan != VlanMode::All
+            && tag::is_tpid(u16::from(ethertype))
+        {
+            return Err(DropReason::VlanFiltered);
+        }
         Ok(Ingress {
             port,
             vlan,

@@ -948,3 +948,67 @@ fn a_loop_is_damped_by_pinning_the_flapping_mac() {
     let flaps = |b: &Bridge, i: usize| b.counters(p[i]).unwrap().drops(DropReason::MacFlap);
     assert!(flaps(&b, 1) + flaps(&b, 2) >= 28);
 }
+
+/// A frame with an outer tag `outer` (TPID 0x8100) and an inner tag of `tpid` carrying VID
+/// `inner`: the double-tagging probe.
+fn double_tagged(outer: Option<u16>, tpid: u16, inner: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(68);
+    f.extend_from_slice(&BCAST);
+    f.extend_from_slice(&A);
+    if let Some(tci) = outer {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&tpid.to_be_bytes());
+    f.extend_from_slice(&inner.to_be_bytes());
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(68, 0xab);
+    f
+}
+
+#[test]
+fn a_second_tag_behind_an_access_or_native_classification_is_dropped() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let p = [
+        b.add_port_with(VlanMode::Access(10)),
+        b.add_port_with(trunk("10,20", Some(10))),
+        b.add_port_with(VlanMode::All),
+        b.add_port_with(trunk("10,20", None)),
+    ];
+    let drop = Verdict::Drop(DropReason::VlanFiltered);
+    // The probe: priority-tagged, then VLAN 20; and its variants with S-tags and none.
+    for tpid in [0x8100, 0x88a8, 0x9100] {
+        for outer in [Some(0x0000), Some(0xa000), None] {
+            if outer.is_none() && tpid == 0x8100 {
+                continue; // a plain tagged frame: refused on an access port anyway
+            }
+            let probe = double_tagged(outer, tpid, 20);
+            assert_eq!(
+                b.ingress(p[0], &probe, t(0)),
+                drop,
+                "access {outer:?} {tpid:#x}"
+            );
+            assert_eq!(
+                b.ingress(p[1], &probe, t(0)),
+                drop,
+                "native {outer:?} {tpid:#x}"
+            );
+        }
+    }
+    assert!(b.counters(p[0]).unwrap().drops(DropReason::VlanFiltered) >= 8);
+    // Ports without VLAN settings pass stacked tags as they are; a trunk's tagged frames may
+    // carry customer tags (QinQ).
+    assert!(matches!(
+        b.ingress(p[2], &double_tagged(Some(0), 0x8100, 20), t(0)),
+        Verdict::Flood { .. }
+    ));
+    assert!(matches!(
+        b.ingress(p[3], &double_tagged(Some(10), 0x8100, 20), t(0)),
+        Verdict::Flood { vlan: 10, .. }
+    ));
+    // A single priority tag is still untagged traffic of the access VLAN.
+    assert!(matches!(
+        b.ingress(p[0], &tagged(BCAST, A, 0xa000), t(0)),
+        Verdict::Flood { vlan: 10, .. }
+    ));
+}
