@@ -262,7 +262,12 @@ impl Switch {
             )));
         }
         let port = InternalPort::new(&self.name, own.mac, &own.ips);
-        self.add_port_with(Box::new(port), VlanMode::Access(own.vlan))
+        let config = PortConfig {
+            vlan: VlanMode::Access(own.vlan),
+            local: true,
+            ..PortConfig::default()
+        };
+        self.add_port_with(Box::new(port), config)
     }
 
     /// Adds a static ARP binding from the config file.

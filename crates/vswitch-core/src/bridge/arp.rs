@@ -203,12 +203,12 @@ impl Arp {
     /// The owner of the address a broadcast request asks for, if the switch may answer on the
     /// requester's behalf: known, on another port than the request's, and not a probe or a
     /// gratuitous ARP (those must reach everyone, so conflicts stay visible).
-    pub fn answer(&self, vlan: u16, arp: &ArpInfo, port: PortId) -> Option<MacAddr> {
+    pub fn answer(&self, vlan: u16, arp: &ArpInfo, port: PortId) -> Option<(MacAddr, PortId)> {
         if !arp.request || arp.is_probe() || arp.is_gratuitous() {
             return None;
         }
         match self.lookup(vlan, arp.target_ip)? {
-            (owner, owner_port) if owner_port != port => Some(owner),
+            (owner, owner_port) if owner_port != port => Some((owner, owner_port)),
             _ => None,
         }
     }
@@ -381,7 +381,7 @@ mod tests {
         let mut arp = Arp::new(16, 300);
         arp.snoop(0, &request(B, ip(2), ip(9)), P1, t(0));
         let req = request(A, ip(1), ip(2));
-        assert_eq!(arp.answer(0, &req, P0), Some(B));
+        assert_eq!(arp.answer(0, &req, P0), Some((B, P1)));
         assert_eq!(
             arp.answer(0, &req, P1),
             None,

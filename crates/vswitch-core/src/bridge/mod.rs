@@ -481,8 +481,21 @@ impl Bridge {
             self.arp.snoop(vlan, arp, port, now);
             if dst.is_broadcast()
                 && suppress
-                && let Some(owner) = self.arp.answer(vlan, arp, port)
+                && let Some((owner, owner_port)) = self.arp.answer(vlan, arp, port)
             {
+                if let Some(to) = self.state(owner_port)
+                    && to.config.local
+                {
+                    // The switch's own stack answers for itself, learning the asker.
+                    return match to.config.vlan.egress(vlan) {
+                        Some(egress) => Verdict::Forward {
+                            port: owner_port,
+                            vlan,
+                            egress,
+                        },
+                        None => Verdict::Drop(DropReason::VlanFiltered),
+                    };
+                }
                 self.arp.count_suppressed();
                 return Verdict::Reply {
                     vlan,

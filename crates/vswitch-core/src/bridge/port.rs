@@ -20,6 +20,9 @@ pub struct PortConfig {
     pub link_local: LinkLocal,
     pub link: LinkState,
     pub security: Security,
+    /// The switch's own port (`--ip`): ARP requests for its addresses go to it, never answered
+    /// on its behalf, so its stack learns who asked and can reply to their pings at once.
+    pub local: bool,
 }
 
 impl From<VlanMode> for PortConfig {

@@ -1012,3 +1012,25 @@ fn a_second_tag_behind_an_access_or_native_classification_is_dropped() {
         Verdict::Flood { vlan: 10, .. }
     ));
 }
+
+#[test]
+fn requests_for_the_switchs_own_address_go_to_its_own_port() {
+    let (mut b, p) = suppressing(2);
+    let own = b.add_port_with(PortConfig {
+        local: true,
+        ..PortConfig::default()
+    });
+    // The own port announces its address, as the switch's stack does.
+    b.ingress(
+        own,
+        &arp_frame(BCAST, 2, C, [10, 0, 0, 254], [0; 6], [10, 0, 0, 254]),
+        t(0),
+    );
+    let request = arp_frame(BCAST, 1, A, IP_A, [0; 6], [10, 0, 0, 254]);
+    // Not answered on its behalf: its stack must see who asks, to reply to their pings.
+    assert_eq!(
+        b.ingress(p[0], &request, t(1)),
+        forward(own, 0, Egress::Untagged)
+    );
+    assert_eq!(b.arp().counters().suppressed, 0);
+}
