@@ -122,7 +122,9 @@ fn bridge(ports: usize, capacity: usize) -> (Bridge, Vec<PortId>) {
         mac_ageing: 300,
         ..BridgeConfig::default()
     });
-    let ids = (0..ports).map(|_| b.add_port()).collect();
+    let ids = (0..ports)
+        .map(|_| b.attach(vswitch::bridge::VlanMode::All).unwrap())
+        .collect();
     (b, ids)
 }
 

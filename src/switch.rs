@@ -194,7 +194,10 @@ impl Switch {
     ) -> io::Result<PortId> {
         let config = config.into();
         let mode = config.vlan.to_string();
-        let id = self.datapath.add_port(port, config);
+        let id = self
+            .datapath
+            .add_port(port, config)
+            .map_err(io::Error::other)?;
         let Some(port) = self.datapath.port_mut(id) else {
             return Err(io::Error::other("port vanished while attached"));
         };

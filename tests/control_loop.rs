@@ -382,23 +382,35 @@ fn a_client_that_never_reads_stalls_nothing() {
 }
 
 #[test]
-fn more_clients_than_the_limit_are_told_so() {
+fn idle_clients_are_shed_and_only_busy_ones_turn_a_client_away() {
     let dir = TempDir::new();
     let (ports, _h) = hosts(1, false);
     let sw = start(ports, BridgeConfig::default(), &dir);
-    let held: Vec<UnixStream> = (0..MAX_CLIENTS)
+    // Idle connections cannot lock the operator out: the longest idle makes room.
+    let idle: Vec<UnixStream> = (0..MAX_CLIENTS)
         .map(|_| UnixStream::connect(dir.socket()).unwrap())
         .collect();
-    // Let the switch accept them all.
     std::thread::sleep(Duration::from_millis(300));
-    let (_w, mut r) = raw(&dir);
-    let reply: Value = serde_json::from_str(&read_line(&mut r)).unwrap();
-    assert!(
-        reply["error"].as_str().unwrap().contains("too many"),
-        "{reply}"
-    );
-    drop(held);
-    // Once they are gone there is room again.
+    call(&dir, Request::Version {}).expect("served although every slot was taken");
+    let mut first = BufReader::new(idle[0].try_clone().unwrap());
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(read_line(&mut first), "", "the longest idle was let go");
+    drop(idle);
+    // Clients in the middle of a request are busy, not idle: past the limit a new one is told
+    // why, intact, even though it wrote its request first.
+    let busy: Vec<UnixStream> = (0..MAX_CLIENTS)
+        .map(|_| {
+            let mut s = UnixStream::connect(dir.socket()).unwrap();
+            s.write_all(b"{\"cmd\":").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let err = call(&dir, Request::Version {}).unwrap_err().to_string();
+    assert!(err.contains("too many busy control clients"), "{err}");
+    drop(busy);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match call(&dir, Request::Version {}) {
@@ -423,6 +435,9 @@ fn a_live_socket_is_kept_a_stale_one_replaced() {
         !dir.socket().exists(),
         "a server removes its socket when it goes"
     );
+    let mut lock = dir.socket().into_os_string();
+    lock.push(".lock");
+    assert!(!std::path::Path::new(&lock).exists(), "and its lock file");
 
     // A socket file nobody listens on (a daemon that was killed) is replaced.
     drop(std::os::unix::net::UnixListener::bind(dir.socket()).unwrap());

@@ -67,15 +67,17 @@ impl Client {
     pub fn call(&mut self, request: &Request) -> Result<serde_json::Value, ClientError> {
         let mut line = serde_json::to_vec(request).map_err(|e| self.broken(e.to_string()))?;
         line.push(b'\n');
-        self.reader
-            .get_mut()
-            .write_all(&line)
-            .map_err(|e| self.broken(describe(&e)))?;
+        // A daemon that refuses the connection (too many clients) says why and hangs up,
+        // perhaps before the request is written: its message is read all the same.
+        let sent = self.reader.get_mut().write_all(&line);
         let mut reply = String::new();
-        let n = self
-            .reader
-            .read_line(&mut reply)
-            .map_err(|e| self.broken(describe(&e)))?;
+        let read = self.reader.read_line(&mut reply);
+        let n = match (sent, read) {
+            (_, Ok(n)) if n > 0 => n,
+            (Err(e), _) => return Err(self.broken(describe(&e))),
+            (Ok(()), Err(e)) => return Err(self.broken(describe(&e))),
+            (Ok(()), Ok(n)) => n,
+        };
         if n == 0 {
             return Err(self.broken("vswitchd closed the connection".to_owned()));
         }

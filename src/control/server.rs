@@ -128,6 +128,7 @@ impl Client {
 pub struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
+    lock_path: PathBuf,
     /// Held for the server's life: the proof that no other daemon serves this socket.
     _lock: Flock<File>,
     clients: Vec<Option<Client>>,
@@ -153,19 +154,9 @@ impl ControlServer {
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
-        let lock_file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err)?;
-        let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                return Err(BindError::InUse(path.to_owned()));
-            }
-            Err((_, e)) => return Err(io_err(e.into())),
-        };
+        let lock = lock_owner(&lock_path)
+            .map_err(io_err)?
+            .ok_or_else(|| BindError::InUse(path.to_owned()))?;
         match std::fs::symlink_metadata(path) {
             Ok(meta) if !meta.file_type().is_socket() => {
                 return Err(BindError::NotASocket(path.to_owned()));
@@ -182,6 +173,7 @@ impl ControlServer {
         Ok(ControlServer {
             listener,
             path: path.to_owned(),
+            lock_path,
             _lock: lock,
             clients: Vec::new(),
             resume: Vec::new(),
@@ -312,13 +304,8 @@ impl ControlServer {
                     return;
                 }
             };
-            let Some(id) = self.free_slot() else {
-                let mut line = serde_json::to_vec(&Reply::Error(format!(
-                    "too many control clients (at most {MAX_CLIENTS}); try again"
-                )))
-                .unwrap_or_default();
-                line.push(b'\n');
-                let _ = stream.write(&line);
+            let Some(id) = self.free_slot().or_else(|| self.shed_idle(registry)) else {
+                refuse(&mut stream);
                 continue;
             };
             let token = Token(TOKEN_BASE + 1 + id);
@@ -351,6 +338,28 @@ impl ControlServer {
             return Some(self.clients.len() - 1);
         }
         None
+    }
+
+    /// Makes room for a new client when every slot is taken: the one idle longest (no request
+    /// in flight, nothing to send, no half line) goes, so idle connections can never lock an
+    /// operator out. `None` if every client is busy.
+    fn shed_idle(&mut self, registry: &Registry) -> Option<usize> {
+        let id = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.as_ref()?)))
+            .filter(|(_, c)| {
+                matches!(c.phase, Phase::Open)
+                    && !c.in_flight
+                    && c.outbuf.len() == c.written
+                    && c.line_started.is_none()
+            })
+            .min_by_key(|(_, c)| c.last_input)
+            .map(|(i, _)| i)?;
+        debug!("control client {id} dropped: it was the longest idle and the clients were full");
+        self.drop_client(registry, id);
+        Some(id)
     }
 
     /// One step for a client: write what is pending, read at most one request, close if done.
@@ -514,6 +523,25 @@ impl ControlServer {
     }
 }
 
+/// Turns a connection away when every client is busy: says why, reads what it already sent
+/// (so closing does not reset the connection before it reads the message), and hangs up.
+fn refuse(stream: &mut UnixStream) {
+    let mut line = serde_json::to_vec(&Reply::Error(format!(
+        "too many busy control clients (at most {MAX_CLIENTS}); try again"
+    )))
+    .unwrap_or_default();
+    line.push(b'\n');
+    let _ = stream.write(&line);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut chunk = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
 /// Reads and discards a closing client's input; whether it is done (hung up, failed, or sent
 /// more than [`DRAIN_LIMIT`]).
 fn drain(c: &mut Client) -> bool {
@@ -544,11 +572,43 @@ fn drain(c: &mut Client) -> bool {
 }
 
 impl Drop for ControlServer {
-    /// Removes the socket. The lock file stays (unlinking it could let two later daemons lock
-    /// different files of the same name); the lock itself goes with the descriptor.
+    /// Removes the socket, then the lock file while the lock is still held (a daemon that
+    /// opened the old file and locks it after us sees it is no longer at the path and tries
+    /// again; see [`lock_owner`]); the lock goes with the descriptor after that.
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.lock_path);
     }
+}
+
+/// Takes the lock file at `path` (created if missing): `None` if another daemon holds it. A
+/// lock taken on a file that was unlinked meanwhile (its daemon exited) is worthless, so the
+/// file locked must still be the one at the path.
+fn lock_owner(path: &Path) -> io::Result<Option<Flock<File>>> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..8 {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, e)) => return Err(e.into()),
+        };
+        let held = lock.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(Some(lock)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} keeps changing under us; is another daemon starting and stopping?",
+        path.display()
+    )))
 }
 
 /// Takes the first complete line out of `buf` (at end of stream, whatever is left counts as one).

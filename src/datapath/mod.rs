@@ -29,7 +29,7 @@ use log::warn;
 
 use crate::bridge::{
     Alert, Bridge, BridgeConfig, DropReason, Egress, GuardEvent, LinkState, PortConfig, PortId,
-    PortStats, Verdict,
+    PortStats, TooManyPorts, Verdict,
 };
 use crate::port::Port;
 use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
@@ -87,10 +87,14 @@ impl Datapath {
     /// registers it with the loop: attach ports through it.)
     ///
     /// [`Switch`]: crate::switch::Switch
-    pub(crate) fn add_port(&mut self, port: Box<dyn Port>, config: PortConfig) -> PortId {
-        let id = self.bridge.add_port_with(config);
+    pub(crate) fn add_port(
+        &mut self,
+        port: Box<dyn Port>,
+        config: PortConfig,
+    ) -> Result<PortId, TooManyPorts> {
+        let id = self.bridge.attach(config)?;
         self.ports.insert(id, Slot::new(port));
-        id
+        Ok(id)
     }
 
     /// Detaches a port: its MAC entries and held frames are forgotten, and the port is returned

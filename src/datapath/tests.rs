@@ -114,7 +114,7 @@ impl Rig {
                 name: format!("m{i}"),
                 wire: Arc::clone(&wire),
             };
-            ids.push(dp.add_port(Box::new(port), mode.into()));
+            ids.push(dp.add_port(Box::new(port), mode.into()).unwrap());
             wires.push(wire);
         }
         Rig { dp, wires, ids }
@@ -212,7 +212,7 @@ fn an_arp_reply_goes_back_out_of_the_asking_port() {
                 name: format!("m{i}"),
                 wire: Arc::clone(&wire),
             };
-            dp.add_port(Box::new(port), PortConfig::default());
+            dp.add_port(Box::new(port), PortConfig::default()).unwrap();
             wire
         })
         .collect();

@@ -8,6 +8,7 @@
 //! socket is gone, frames for it are dropped (`link_down`) and the port waits.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use log::{info, warn};
@@ -16,6 +17,7 @@ use mio::{Interest, Registry, Token};
 
 use super::unix::clear_stale_socket;
 use super::{Caps, Port, PortKind};
+use crate::sys;
 use crate::wire::VNET_HDR_LEN;
 
 /// A port exchanging datagrams with one VM.
@@ -28,6 +30,8 @@ pub struct DgramPort {
     fixed_peer: bool,
     /// Datagrams ignored because they came from another socket than the fixed peer.
     foreign: u64,
+    /// Datagrams dropped because they were longer than the largest frame (cut short on receive).
+    truncated: u64,
     /// The last send found the peer's socket gone.
     peer_gone: bool,
 }
@@ -44,6 +48,7 @@ impl DgramPort {
             peer: peer.map(Path::to_owned),
             fixed_peer: peer.is_some(),
             foreign: 0,
+            truncated: 0,
             peer_gone: false,
         })
     }
@@ -91,12 +96,27 @@ impl Port for DgramPort {
         if self.foreign > 0 {
             detail += &format!(", {} datagrams from other sockets ignored", self.foreign);
         }
+        if self.truncated > 0 {
+            detail += &format!(", {} oversized datagrams dropped", self.truncated);
+        }
         detail
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (n, from) = self.socket.recv_from(&mut buf[VNET_HDR_LEN..])?;
-        let from = from.as_pathname();
+        let datagram = sys::dgram::recv(self.socket.as_fd(), &mut buf[VNET_HDR_LEN..])?;
+        let (n, from, truncated) = (datagram.len, datagram.from, datagram.truncated);
+        if truncated {
+            if self.truncated == 0 {
+                warn!(
+                    "port {}: dropping datagrams longer than a frame can be ({} bytes)",
+                    self.name,
+                    buf.len() - VNET_HDR_LEN
+                );
+            }
+            self.truncated += 1;
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let from = from.as_deref();
         if self.fixed_peer {
             if from != self.peer.as_deref() {
                 if self.foreign == 0 {
@@ -162,5 +182,37 @@ impl Port for DgramPort {
 impl Drop for DgramPort {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FRAME_BUF_LEN;
+
+    #[test]
+    fn a_datagram_longer_than_a_frame_is_dropped_not_cut() {
+        let dir = std::env::temp_dir().join(format!("vswitch-dgram-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sw.sock");
+        let mut port = DgramPort::open("d", &path, None).unwrap();
+        let vm = std::os::unix::net::UnixDatagram::bind(dir.join("vm.sock")).unwrap();
+        let mut buf = vec![0u8; FRAME_BUF_LEN];
+        let oversized = vec![0xab; FRAME_BUF_LEN + 100];
+        vm.send_to(&oversized, &path).unwrap();
+        let frame = vec![0xcd; 60];
+        vm.send_to(&frame, &path).unwrap();
+        let err = port.recv(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(port.recv(&mut buf).unwrap(), VNET_HDR_LEN + 60);
+        assert_eq!(&buf[VNET_HDR_LEN..VNET_HDR_LEN + 60], &frame[..]);
+        assert!(port.detail().contains("1 oversized datagrams dropped"));
+        // An unnamed sender has no address at all: read, not learned as the peer.
+        let unnamed = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        unnamed.send_to(&frame, &path).unwrap();
+        assert_eq!(port.recv(&mut buf).unwrap(), VNET_HDR_LEN + 60);
+        assert!(port.detail().contains("vm.sock"), "{}", port.detail());
+        drop(port);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,8 +1,9 @@
 //! Socket paths for the ports that listen on Unix sockets.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
 /// Makes way for a socket at `path`: a socket file nobody serves (left by a switch that was
@@ -19,7 +20,7 @@ pub fn clear_stale_socket(path: &Path) -> io::Result<()> {
             format!("{} exists and is not a socket", path.display()),
         ));
     }
-    let live = UnixStream::connect(path).is_ok()
+    let live = stream_listener_at(path)?
         || UnixDatagram::unbound()
             .and_then(|d| d.connect(path))
             .is_ok();
@@ -32,6 +33,25 @@ pub fn clear_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
+/// Whether a stream listener serves `path`. The connect does not block (the switch's loop
+/// calls this on `port add` and reload): a listener whose backlog is full answers EAGAIN,
+/// which still means someone is there.
+fn stream_listener_at(path: &Path) -> io::Result<bool> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
+    match connect(sock.as_raw_fd(), &addr) {
+        Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS) => Ok(true),
+        Err(_) => Ok(false),
+    }
+}
+
 /// The file name of a socket path, for logs.
 pub fn socket_name(path: &Path) -> String {
     path.display().to_string()
@@ -40,6 +60,20 @@ pub fn socket_name(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connected (queued) socket, or the error of a non-blocking connect (EAGAIN once the
+    /// listener's backlog is full).
+    fn nonblocking_connect(path: &Path) -> nix::Result<std::os::fd::OwnedFd> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK,
+            None,
+        )?;
+        connect(sock.as_raw_fd(), &UnixAddr::new(path)?)?;
+        Ok(sock)
+    }
 
     #[test]
     fn stale_sockets_go_and_live_ones_stay() {
@@ -52,6 +86,22 @@ mod tests {
             clear_stale_socket(&path).unwrap_err().kind(),
             io::ErrorKind::AddrInUse
         );
+        // A listener whose backlog is full is live too, and the probe does not wait for it.
+        let mut queued = Vec::new();
+        while queued.len() < 10_000 {
+            match nonblocking_connect(&path) {
+                Ok(sock) => queued.push(sock),
+                Err(_) => break,
+            }
+        }
+        assert!(queued.len() < 10_000, "the backlog never filled");
+        let started = std::time::Instant::now();
+        assert_eq!(
+            clear_stale_socket(&path).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        drop(queued);
         drop(live);
         clear_stale_socket(&path).unwrap();
         assert!(!path.exists());

@@ -5,6 +5,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod dgram;
 pub mod ifreq;
 pub mod netdev;
 pub mod packet;

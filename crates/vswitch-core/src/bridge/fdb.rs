@@ -235,13 +235,19 @@ impl Fdb {
     }
 
     /// Creates (or refreshes) a locked entry for an unknown source on a locked port with MAB;
-    /// returns whether it is new. An entry the MAC has elsewhere is left alone.
+    /// returns whether it is new. An entry learned on this port before it was locked becomes
+    /// locked too (it waits for authorisation like any other); an entry the MAC has elsewhere
+    /// is left alone.
     pub fn lock(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) -> bool {
         let key = MacKey { vlan, mac };
         match self.table.get(&key) {
             Some((p, Mark::Locked, _)) if p == port => {
                 self.table.learn(key, Mark::Locked, port, now);
                 false
+            }
+            Some((p, _, false)) if p == port => {
+                self.table.learn(key, Mark::Locked, port, now);
+                true
             }
             Some(_) => false,
             None => {

@@ -17,6 +17,8 @@ mod storm;
 pub mod table;
 pub mod vlan;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::time::Duration;
 
@@ -161,6 +163,8 @@ pub struct Bridge {
     fdb: Fdb,
     arp: Arp,
     ports: Vec<Option<PortState>>,
+    /// Numbers of removed ports, lowest first, for reuse.
+    free: BinaryHeap<Reverse<u16>>,
     arp_suppress: bool,
 }
 
@@ -172,43 +176,36 @@ impl Bridge {
             fdb,
             arp: Arp::new(config.mac_table_size, config.mac_ageing),
             ports: Vec::new(),
+            free: BinaryHeap::new(),
             arp_suppress: config.arp_suppress,
         }
     }
 
-    /// Attaches a new port that carries every VLAN ([`VlanMode::All`]) and returns its number
-    /// (the lowest free one).
-    ///
-    /// # Panics
-    /// When 65536 ports are attached at once.
-    pub fn add_port(&mut self) -> PortId {
-        self.add_port_with(VlanMode::All)
-    }
-
-    /// Attaches a new port with `config` (a [`PortConfig`], or just a [`VlanMode`]).
-    ///
-    /// # Panics
-    /// When 65536 ports are attached at once.
-    pub fn add_port_with(&mut self, config: impl Into<PortConfig>) -> PortId {
-        let index = match self.ports.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
+    /// Attaches a new port with `config` (a [`PortConfig`], or just a [`VlanMode`]) and returns
+    /// its number (the lowest free one), unless 65536 ports are attached already.
+    pub fn attach(&mut self, config: impl Into<PortConfig>) -> Result<PortId, TooManyPorts> {
+        let index = match self.free.pop() {
+            Some(Reverse(i)) => usize::from(i),
+            None if self.ports.len() <= usize::from(u16::MAX) => {
                 self.ports.push(None);
                 self.ports.len() - 1
             }
+            None => return Err(TooManyPorts),
         };
+        let id = PortId(u16::try_from(index).map_err(|_| TooManyPorts)?);
         self.ports[index] = Some(PortState {
             rx: Counters::default(),
             config: config.into(),
             storm: Storm::default(),
             at_mac_limit: false,
         });
-        PortId(u16::try_from(index).expect("at most 65536 ports"))
+        Ok(id)
     }
 
     /// Detaches a port: its MAC entries go with it. Returns its final receive counters.
     pub fn remove_port(&mut self, port: PortId) -> Option<Counters> {
         let state = self.ports.get_mut(port.index())?.take()?;
+        self.free.push(Reverse(port.0));
         self.fdb.remove_port(port);
         self.arp.remove_port(port);
         Some(state.rx)
@@ -225,14 +222,20 @@ impl Bridge {
     }
 
     /// Changes a port's settings. A new VLAN mode forgets the port's learned MAC and ARP
-    /// entries (they may belong to VLANs it no longer carries); static ones stay. Returns
+    /// entries (they may belong to VLANs it no longer carries), and so does locking the port
+    /// (for MACs); static ones stay. Returns
     /// whether the port exists.
     pub fn set_port_config(&mut self, port: PortId, config: PortConfig) -> bool {
         let Some(state) = self.state_mut(port) else {
             return false;
         };
         let vlan_changed = state.config.vlan != config.vlan;
+        // A port that turns locked keeps only what an operator allowed (static entries).
+        let locking = !state.config.security.locked && config.security.locked;
         state.config = config;
+        if locking {
+            self.fdb.flush(Some(port));
+        }
         if vlan_changed {
             self.fdb.flush(Some(port));
             self.arp.flush(Some(port));
@@ -593,7 +596,13 @@ impl Bridge {
         now: Duration,
     ) -> Option<Verdict> {
         if security.max_macs.is_some() || security.sticky {
-            let known_here = matches!(self.fdb.get(vlan, src), Some((p, _, _)) if p == port);
+            let entry = self.fdb.get(vlan, src);
+            let known_here = matches!(entry, Some((p, _, _)) if p == port);
+            // Learned before the port turned sticky: it becomes sticky now.
+            if security.sticky && known_here && entry.is_some_and(|(_, _, is_static)| !is_static) {
+                let _ = self.fdb.add_sticky(vlan, src, port);
+                return None;
+            }
             if !known_here {
                 if let Some(limit) = security.max_macs {
                     let full = self.fdb.port_len(port) >= limit as usize;
@@ -635,6 +644,11 @@ impl Bridge {
         info
     }
 }
+
+/// A port could not be attached: port numbers are 16 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the switch has 65536 ports, as many as it can number")]
+pub struct TooManyPorts;
 
 /// Why a static entry was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

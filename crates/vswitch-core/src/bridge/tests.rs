@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// Attaching cannot fail in these tests: they have a handful of ports.
+impl Bridge {
+    fn add_port(&mut self) -> PortId {
+        self.attach(VlanMode::All).unwrap()
+    }
+
+    fn add_port_with(&mut self, config: impl Into<PortConfig>) -> PortId {
+        self.attach(config).unwrap()
+    }
+}
+
 fn forward(port: PortId, vlan: u16, egress: Egress) -> Verdict {
     Verdict::Forward { port, vlan, egress }
 }
@@ -28,6 +39,17 @@ fn bridge_with(ports: usize, config: BridgeConfig) -> (Bridge, Vec<PortId>) {
 
 fn t(secs: u64) -> Duration {
     Duration::from_secs(secs)
+}
+
+#[test]
+fn the_65537th_port_is_refused() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    for i in 0..=u16::MAX {
+        assert_eq!(b.add_port(), PortId(i));
+    }
+    assert_eq!(b.attach(VlanMode::All), Err(TooManyPorts));
+    b.remove_port(PortId(7));
+    assert_eq!(b.attach(VlanMode::All), Ok(PortId(7)));
 }
 
 #[test]
@@ -793,7 +815,14 @@ fn a_locked_port_passes_only_static_sources_and_mab_leaves_locked_entries() {
         locked: true,
         ..Security::default()
     };
-    let p = [b.add_port_with(secured(locked)), b.add_port()];
+    let p = [b.add_port(), b.add_port()];
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    b.set_port_config(p[0], secured(locked));
+    assert_eq!(
+        b.fdb().lookup(0, MacAddr(A)),
+        None,
+        "locking forgets what was learned"
+    );
     assert_eq!(
         b.ingress(p[0], &frame(BCAST, A), t(0)),
         Verdict::Drop(DropReason::Locked)
@@ -877,6 +906,12 @@ fn a_sticky_port_keeps_what_it_learns() {
         ..Security::default()
     };
     let p = [b.add_port_with(secured(sticky)), b.add_port()];
+    // Learned before the port turned sticky, then seen again: sticky too.
+    b.set_port_config(p[1], PortConfig::default());
+    b.ingress(p[1], &frame(BCAST, C), t(0));
+    b.set_port_config(p[1], secured(sticky));
+    b.ingress(p[1], &frame(BCAST, C), t(1));
+    assert_eq!(b.fdb().get(0, MacAddr(C)), Some((p[1], Mark::Sticky, true)));
     b.ingress(p[0], &frame(BCAST, A), t(0));
     assert_eq!(b.flush(None), 0);
     assert_eq!(b.fdb().get(0, MacAddr(A)), Some((p[0], Mark::Sticky, true)));
