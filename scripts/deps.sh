@@ -19,6 +19,7 @@ arping    iputils-arping
 tcpdump   tcpdump
 iperf3    iperf3
 lldpctl   lldpd
+mausezahn netsniff-ng
 setpriv   util-linux
 unshare   util-linux
 timeout   coreutils

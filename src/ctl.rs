@@ -195,6 +195,30 @@ impl Command {
         *self == Command::Reload && value["failed"].as_array().is_some_and(|f| !f.is_empty())
     }
 
+    /// Puts a reply in order where the daemon does not: table dumps come in table order, a
+    /// piece at a time, and are sorted here (fdb by port, VLAN, MAC; arp by VLAN, IP).
+    pub fn arrange(&self, value: Value) -> Value {
+        fn sorted<T: DeserializeOwned + serde::Serialize, K: Ord>(
+            value: Value,
+            key: impl Fn(&T) -> K,
+        ) -> Value {
+            match serde_json::from_value::<Vec<T>>(value.clone()) {
+                Ok(mut rows) => {
+                    rows.sort_by_key(|r| key(r));
+                    serde_json::to_value(rows).unwrap_or(value)
+                }
+                Err(_) => value,
+            }
+        }
+        match self {
+            Command::Fdb(FdbCommand::Show) => {
+                sorted(value, |r: &FdbRow| (r.port.clone(), r.vlan, r.mac))
+            }
+            Command::Arp(ArpCommand::Show) => sorted(value, |r: &ArpRow| (r.vlan, r.ip)),
+            _ => value,
+        }
+    }
+
     /// The daemon's reply as text for people.
     pub fn render(&self, value: Value) -> Result<String, String> {
         Ok(match self {

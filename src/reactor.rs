@@ -18,8 +18,9 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::bridge::{BridgeConfig, PortId};
+use crate::control::Reply;
+use crate::control::commands::{self, Dump};
 use crate::control::server::{ControlServer, Incoming};
-use crate::control::{Reply, commands};
 use crate::switch::Switch;
 
 /// Frames read from one port per turn before the others get theirs, unless set otherwise with
@@ -72,7 +73,26 @@ pub struct Reactor {
     control: Option<ControlServer>,
     /// Control requests read this turn, with the client each came from.
     incoming: Vec<(usize, Incoming)>,
+    /// Table dumps being written, a piece per turn.
+    dumps: Vec<Dumping>,
+    /// The piece being written, kept to avoid allocating per piece.
+    piece: Vec<u8>,
 }
+
+/// A table dump in progress for one control client.
+struct Dumping {
+    client: usize,
+    kind: Dump,
+    /// Where the next piece starts in the table.
+    cursor: usize,
+    /// No row written yet (no comma before the next).
+    first: bool,
+}
+
+/// Rows per piece of a table dump: well under a millisecond of work.
+const DUMP_ROWS: usize = 512;
+/// A dump waits while more than this is queued for its client (who reads too slowly).
+const DUMP_BACKLOG: usize = 256 << 10;
 
 impl Reactor {
     /// A switch called `name` with no ports yet, and its loop.
@@ -96,6 +116,8 @@ impl Reactor {
             waker,
             control: None,
             incoming: Vec::new(),
+            dumps: Vec::new(),
+            piece: Vec::new(),
         })
     }
 
@@ -150,7 +172,8 @@ impl Reactor {
             let control_pending = self
                 .control
                 .as_ref()
-                .is_some_and(ControlServer::has_pending);
+                .is_some_and(ControlServer::has_pending)
+                || self.dump_ready();
             let busy = now.saturating_duration_since(self.last_frame) < self.switch.busy_poll();
             let timeout = if self.ready.is_empty() && !control_pending && !busy {
                 self.next_wake().saturating_duration_since(now)
@@ -187,6 +210,7 @@ impl Reactor {
                 control.resume(self.poll.registry(), &mut self.incoming);
             }
             self.answer_control();
+            self.pump_dumps();
             self.tick_polled();
             self.release_held();
             let now = Instant::now();
@@ -279,6 +303,19 @@ impl Reactor {
     /// Executes the control requests read this turn and queues their replies.
     fn answer_control(&mut self) {
         while let Some((client, incoming)) = self.incoming.pop() {
+            if let Incoming::Request(request) = &incoming
+                && let Some(kind) = Dump::of(request)
+                && let Some(control) = self.control.as_mut()
+            {
+                control.begin_stream(self.poll.registry(), client, b"{\"ok\":[");
+                self.dumps.push(Dumping {
+                    client,
+                    kind,
+                    cursor: 0,
+                    first: true,
+                });
+                continue;
+            }
             let (reply, close) = match incoming {
                 Incoming::Request(request) => match commands::execute(&mut self.switch, request) {
                     Ok(value) => (Reply::Ok(value), false),
@@ -290,6 +327,45 @@ impl Reactor {
                 control.reply(self.poll.registry(), client, &reply, close);
             }
         }
+    }
+
+    /// Writes the next piece of each table dump whose client has room for it: a big table is
+    /// listed a few hundred rows per loop turn, between frames, with memory bounded by the
+    /// client's backlog.
+    fn pump_dumps(&mut self) {
+        let Some(control) = self.control.as_mut() else {
+            self.dumps.clear();
+            return;
+        };
+        let registry = self.poll.registry();
+        let switch = &self.switch;
+        let piece = &mut self.piece;
+        self.dumps.retain_mut(|d| match control.backlog(d.client) {
+            None => false,
+            Some(queued) if queued > DUMP_BACKLOG => true,
+            Some(_) => {
+                piece.clear();
+                let next = d
+                    .kind
+                    .piece(switch, d.cursor, DUMP_ROWS, piece, &mut d.first);
+                if next.is_none() {
+                    piece.extend_from_slice(b"]}");
+                }
+                control.stream(registry, d.client, piece, next.is_none());
+                d.cursor = next.unwrap_or_default();
+                next.is_some()
+            }
+        });
+    }
+
+    /// Whether a dump can write its next piece now (the loop must not sleep then).
+    fn dump_ready(&self) -> bool {
+        let Some(control) = self.control.as_ref() else {
+            return false;
+        };
+        self.dumps
+            .iter()
+            .any(|d| control.backlog(d.client).is_some_and(|q| q <= DUMP_BACKLOG))
     }
 
     /// Gives every ready port one turn of at most a read budget of frames.

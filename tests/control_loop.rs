@@ -561,3 +561,43 @@ fn a_disconnected_client_that_keeps_talking_is_dropped_in_bounded_time() {
     }
     drop(sw);
 }
+
+#[test]
+fn a_big_table_is_dumped_in_pieces_while_other_clients_are_served() {
+    let dir = TempDir::new();
+    let (ports, _h) = hosts(1, false);
+    let config = BridgeConfig {
+        mac_table_size: 100_000,
+        ..BridgeConfig::default()
+    };
+    let sw = start(ports, config, &dir);
+    let mut c = client(&dir);
+    const N: u32 = 20_000;
+    for n in 0..N {
+        c.call(&Request::FdbAdd {
+            port: "p0".into(),
+            mac: MacAddr([0x02, 0, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8]),
+            vlan: (n % 7) as u16,
+        })
+        .unwrap();
+    }
+    // A dump that nobody reads for a while: the switch answers others meanwhile.
+    let (mut w, mut r) = raw(&dir);
+    w.write_all(b"{\"cmd\":\"fdb-show\"}\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    ok(&dir, Request::Version {});
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let reply: Value = serde_json::from_str(&read_line(&mut r)).unwrap();
+    let rows: Vec<FdbRow> = serde_json::from_value(reply["ok"].clone()).unwrap();
+    assert_eq!(rows.len(), N as usize);
+    let mut macs: Vec<MacAddr> = rows.iter().map(|r| r.mac).collect();
+    macs.sort();
+    macs.dedup();
+    assert_eq!(macs.len(), N as usize, "every entry once");
+    // The same connection goes on with its next request.
+    w.write_all(b"{\"cmd\":\"version\"}\n").unwrap();
+    let next: Value = serde_json::from_str(&read_line(&mut r)).unwrap();
+    assert!(next["ok"]["version"].is_string(), "{next}");
+    drop(sw);
+}

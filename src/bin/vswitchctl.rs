@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(UNREACHABLE);
         }
     };
+    let value = args.command.arrange(value);
     let partial = args.command.partly_failed(&value);
     if args.json {
         println!("{value}");

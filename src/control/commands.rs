@@ -223,20 +223,84 @@ fn show(switch: &Switch) -> ShowReply {
     }
 }
 
+/// A table listed in pieces, between frames: `fdb show` and `arp show`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dump {
+    Fdb,
+    Arp,
+}
+
+impl Dump {
+    /// The dump a request asks for, if it is one.
+    pub fn of(request: &Request) -> Option<Dump> {
+        match request {
+            Request::FdbShow {} => Some(Dump::Fdb),
+            Request::ArpShow {} => Some(Dump::Arp),
+            _ => None,
+        }
+    }
+
+    /// Appends up to `max` rows from `cursor` on to `out` as JSON array items (`first`: no
+    /// comma before the first); returns where to go on from, `None` when done.
+    pub fn piece(
+        self,
+        switch: &Switch,
+        cursor: usize,
+        max: usize,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+    ) -> Option<usize> {
+        let now = switch.now();
+        let bridge = switch.bridge();
+        match self {
+            Dump::Fdb => bridge.fdb().entries_from(cursor, max, now, |e| {
+                push_row(out, first, &fdb_row(switch, &e));
+            }),
+            Dump::Arp => bridge.arp().entries_from(cursor, max, now, |e| {
+                push_row(out, first, &arp_row(switch, &e));
+            }),
+        }
+    }
+}
+
+/// Appends `row` to a JSON array being written, with a comma unless it is the `first`.
+fn push_row<T: Serialize>(out: &mut Vec<u8>, first: &mut bool, row: &T) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    // Rows are strings, numbers and booleans: serialising cannot fail.
+    let _ = serde_json::to_writer(out, row);
+}
+
+fn fdb_row(switch: &Switch, e: &crate::bridge::FdbEntry) -> FdbRow {
+    FdbRow {
+        port: switch.port_name(e.port),
+        vlan: e.vlan,
+        mac: e.mac,
+        age: e.age,
+        is_static: e.age.is_none(),
+        sticky: e.mark == Mark::Sticky,
+        locked: e.mark == Mark::Locked,
+    }
+}
+
+fn arp_row(switch: &Switch, e: &crate::bridge::ArpEntry) -> ArpRow {
+    ArpRow {
+        vlan: e.vlan,
+        ip: e.ip,
+        mac: e.mac,
+        port: switch.port_name(e.port),
+        age: e.age,
+        is_static: e.age.is_none(),
+    }
+}
+
 fn fdb_show(switch: &Switch) -> Vec<FdbRow> {
     let mut rows: Vec<FdbRow> = switch
         .bridge()
         .fdb()
         .entries(switch.now())
-        .map(|e| FdbRow {
-            port: switch.port_name(e.port),
-            vlan: e.vlan,
-            mac: e.mac,
-            age: e.age,
-            is_static: e.age.is_none(),
-            sticky: e.mark == Mark::Sticky,
-            locked: e.mark == Mark::Locked,
-        })
+        .map(|e| fdb_row(switch, &e))
         .collect();
     rows.sort_by(|a, b| (&a.port, a.vlan, a.mac).cmp(&(&b.port, b.vlan, b.mac)));
     rows
@@ -247,14 +311,7 @@ fn arp_show(switch: &Switch) -> Vec<ArpRow> {
         .bridge()
         .arp()
         .entries(switch.now())
-        .map(|e| ArpRow {
-            vlan: e.vlan,
-            ip: e.ip,
-            mac: e.mac,
-            port: switch.port_name(e.port),
-            age: e.age,
-            is_static: e.age.is_none(),
-        })
+        .map(|e| arp_row(switch, &e))
         .collect();
     rows.sort_by_key(|r| (r.vlan, r.ip));
     rows

@@ -254,6 +254,39 @@ impl ControlServer {
         self.resume_if_open(id);
     }
 
+    /// Starts a reply to client `id` that is written in pieces ([`ControlServer::stream`]),
+    /// beginning with `head`; the client's request stays in flight until the last piece.
+    pub fn begin_stream(&mut self, registry: &Registry, id: usize, head: &[u8]) {
+        if let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) {
+            client.outbuf.extend_from_slice(head);
+            self.flush(registry, id);
+        }
+    }
+
+    /// Bytes queued for client `id` and not yet written; `None` once the client is gone.
+    pub fn backlog(&self, id: usize) -> Option<usize> {
+        let c = self.clients.get(id)?.as_ref()?;
+        matches!(c.phase, Phase::Open).then(|| c.outbuf.len() - c.written)
+    }
+
+    /// Appends a piece of a streamed reply; `last` ends it (a newline follows) and lets the
+    /// client's next request in.
+    pub fn stream(&mut self, registry: &Registry, id: usize, piece: &[u8], last: bool) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        client.outbuf.extend_from_slice(piece);
+        if last {
+            client.outbuf.push(b'\n');
+            client.in_flight = false;
+        }
+        self.flush(registry, id);
+        if last {
+            self.finish_if_done(registry, id);
+            self.resume_if_open(id);
+        }
+    }
+
     /// Drops clients past a deadline, and retries a stalled accept.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
         for id in 0..self.clients.len() {

@@ -168,22 +168,30 @@ impl StreamPort {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(None);
         };
-        let data = conn.pending();
-        if data.len() < 4 {
+        let Some(frame) = split_frame(conn.pending())? else {
             return Ok(None);
-        }
-        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        if !(ETHERNET_HEADER_LEN..=MAX_FRAME_LEN).contains(&len) {
-            return Err(format!("frame length {len} out of range"));
-        }
-        if data.len() < 4 + len {
-            return Ok(None);
-        }
+        };
+        let len = frame.len();
         buf[..VNET_HDR_LEN].fill(0);
-        buf[VNET_HDR_LEN..VNET_HDR_LEN + len].copy_from_slice(&data[4..4 + len]);
+        buf[VNET_HDR_LEN..VNET_HDR_LEN + len].copy_from_slice(frame);
         conn.consume(4 + len);
         Ok(Some(VNET_HDR_LEN + len))
     }
+}
+
+/// The first frame of `data`, bytes read from a stream connection: `Ok(Some(frame))`, the
+/// Ethernet frame, which with its length takes `4 + frame.len()` bytes of `data`; `Ok(None)`
+/// while `data` does not hold the whole frame yet; an error if the length is out of range (no
+/// frame boundary can be trusted after it).
+pub fn split_frame(data: &[u8]) -> Result<Option<&[u8]>, String> {
+    let Some(&[a, b, c, d]) = data.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([a, b, c, d]) as usize;
+    if !(ETHERNET_HEADER_LEN..=MAX_FRAME_LEN).contains(&len) {
+        return Err(format!("frame length {len} out of range"));
+    }
+    Ok(data.get(4..4 + len))
 }
 
 impl Port for StreamPort {

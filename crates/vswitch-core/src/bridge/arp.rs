@@ -243,6 +243,26 @@ impl Arp {
     }
 
     /// Every binding, in no particular order.
+    /// Up to `max` bindings from `cursor` on, handed to `each`; where to go on from, or `None`
+    /// at the end (see [`PortTable::rows_from`]).
+    pub fn entries_from(
+        &self,
+        cursor: usize,
+        max: usize,
+        now: Duration,
+        mut each: impl FnMut(ArpEntry),
+    ) -> Option<usize> {
+        self.table.rows_from(cursor, max, now, |r| {
+            each(ArpEntry {
+                vlan: r.key.vlan,
+                ip: r.key.ip,
+                mac: r.value,
+                port: r.port,
+                age: r.age,
+            })
+        })
+    }
+
     pub fn entries(&self, now: Duration) -> impl Iterator<Item = ArpEntry> + '_ {
         self.table
             .rows(now)

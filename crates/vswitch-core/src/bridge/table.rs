@@ -323,6 +323,39 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         })
     }
 
+    /// Up to `max` entries from slab position `cursor` on, with their ages at `now`, and the
+    /// position to go on from (`None` at the end). A dump in pieces, so a big table is listed
+    /// between frames instead of all at once: entries added or removed between two pieces may
+    /// be missed or not, every entry present throughout is listed exactly once.
+    pub fn rows_from(
+        &self,
+        cursor: usize,
+        max: usize,
+        now: Duration,
+        mut each: impl FnMut(Row<K, V>),
+    ) -> Option<usize> {
+        let now = secs(now);
+        let mut listed = 0;
+        for idx in cursor..self.entries.len() {
+            if listed == max {
+                return Some(idx);
+            }
+            let e = &self.entries[idx];
+            // A free slot is on the free list, not in the map under its old key.
+            if self.map.get(&e.key) != Some(&(idx as u32)) {
+                continue;
+            }
+            each(Row {
+                key: e.key,
+                value: e.value,
+                port: e.port,
+                age: (!e.is_static).then(|| now.saturating_sub(e.seen)),
+            });
+            listed += 1;
+        }
+        None
+    }
+
     /// Slots in the slab, used or free (to check that freed slots are reused).
     #[cfg(test)]
     pub(crate) fn slab_len(&self) -> usize {
