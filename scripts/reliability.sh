@@ -7,7 +7,16 @@
 #                                           max RTT of `ping -i 0.01` between two hosts during the
 #                                           dump, against the same pings without one; the dump's
 #                                           time and the switch's RSS
-#   scripts/reliability.sh short            what CI runs: dump with 50000 entries
+#   scripts/reliability.sh flood [MACS]     MAC flood: MACS random source MACs (default 1000000) at
+#                                           full speed from h3 while h1 and h2 run TCP: the table
+#                                           stays at its cap, h1/h2 keep their entries and their
+#                                           TCP rate (against the same run without the flood), RSS
+#   scripts/reliability.sh abuse [N]        control-socket abuse while h1 pings h2 every 10 ms: N
+#                                           connect/close cycles (default 10000), more idle clients
+#                                           than the limit, a one-byte-per-100-ms trickler, 8 MB
+#                                           without a newline, `fdb show` pipelined unread; ping
+#                                           loss and the slowest `vswitchctl show` meanwhile
+#   scripts/reliability.sh short            what CI runs: dump 50000, abuse 1000
 #
 # Needs root. Everything lives in namespaces named rl<PID>-*, removed on every exit path; the
 # switch's control socket is in a temporary directory. Fills tables with mausezahn (netsniff-ng,
@@ -125,8 +134,129 @@ dump() { # ENTRIES
   [ "$rows" -ge "$have" ] || die "the dump listed $rows of $have entries"
 }
 
+# iperf3 TCP from h1 to h2 for SECS seconds: Mbit/s.
+tcp_rate() { # SECS
+  ip netns exec "$P-h2" iperf3 -s -1 -D -p 5299 >/dev/null 2>&1
+  sleep 0.3
+  ip netns exec "$P-h1" timeout $(( $1 + 20 )) iperf3 -c 10.77.0.2 -p 5299 -t "$1" -J 2>/dev/null |
+    awk -F'[:,]' '/"sum_received"/ {r=1} r && /"bits_per_second"/ {printf "%d", $2 / 1e6; exit}'
+}
+
+flood() { # MACS
+  local n=$1 cap=8192
+  start_lab "$cap"
+  local mac3 quiet loaded rss_before rss_after have h1mac h2mac kept
+  mac3=$(ip -n "$P-h3" -br link show "${P}t3" | awk '{print $3}')
+  h1mac=$(ip -n "$P-h1" -br link show "${P}t1" | awk '{print $3}')
+  h2mac=$(ip -n "$P-h2" -br link show "${P}t2" | awk '{print $3}')
+  rss_before=$(rss_kib)
+  quiet=$(tcp_rate 5)
+  # The flood runs through the whole TCP measurement: at least MACS frames, as many as
+  # mausezahn manages in the time.
+  local rx0 rx1 t0 t1
+  rx0=$($CTL --json port stats "${P}t3" | sed -n 's/.*"rx_frames":\([0-9]*\).*/\1/p')
+  t0=$(date +%s%N)
+  ip netns exec "$P-h3" timeout 120 mausezahn "${P}t3" -q -a rand -b "$mac3" -c 0 -d 0 -t ip \
+    >/dev/null 2>&1 &
+  local flooder=$!
+  sleep 0.5
+  loaded=$(tcp_rate 5)
+  while :; do
+    rx1=$($CTL --json port stats "${P}t3" | sed -n 's/.*"rx_frames":\([0-9]*\).*/\1/p')
+    [ $((rx1 - rx0)) -ge "$n" ] && break
+    [ $(( ($(date +%s%N) - t0) / 1000000000 )) -lt 100 ] || break
+    sleep 0.5
+  done
+  t1=$(date +%s%N)
+  kill "$flooder" 2>/dev/null || true
+  wait "$flooder" 2>/dev/null || true
+  say "the flood: $((rx1 - rx0)) frames in $(( (t1 - t0) / 1000000 )) ms ($(( (rx1 - rx0) * 1000 / ((t1 - t0) / 1000000) )) frames/s)"
+  have=$(entries)
+  rss_after=$(rss_kib)
+  kept=$($CTL fdb show | grep -ci -e "$h1mac" -e "$h2mac" || true)
+  say "flood: $n random MACs from h3; table $have of $cap; h1/h2 entries kept: $kept of 2"
+  say "TCP h1->h2: $quiet Mbit/s without the flood, $loaded Mbit/s during it ($(( loaded * 100 / (quiet > 0 ? quiet : 1) )) %)"
+  say "vswitchd RSS: $rss_before KiB before, $rss_after KiB after"
+  [ "$have" -le "$cap" ] || die "the table grew past its cap"
+  [ "$kept" -eq 2 ] || die "the flood evicted h1's or h2's entry"
+}
+
+abuse() { # CYCLES
+  local n=$1
+  start_lab 8192
+  ip netns exec "$P-h1" ping -i 0.01 -W 1 -q 10.77.0.2 >"$WORK/ping.txt" 2>&1 &
+  local pinger=$! slowest=0 t0 t1 ms i
+  local sock="$WORK/ctl.sock"
+  show_ms() {
+    t0=$(date +%s%N); $CTL --timeout 5 show >/dev/null || echo "show failed" >>"$WORK/fail"
+    t1=$(date +%s%N); ms=$(( (t1 - t0) / 1000000 ))
+    [ "$ms" -gt "$slowest" ] && slowest=$ms
+    return 0
+  }
+  # 1. connect/close cycles.
+  python3 - "$sock" "$n" <<'PY'
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.close()
+PY
+  show_ms
+  # 2. more idle clients than the limit (256), held open.
+  python3 - "$sock" 300 <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)
+time.sleep(4)
+PY
+  local idlers=$!
+  sleep 1; show_ms; show_ms
+  # 3. a trickler (one byte every 100 ms), 4. 8 MB without a newline, 5. fdb show pipelined
+  # without reading.
+  python3 - "$sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+for b in b'{"cmd":"show"}' * 3:
+    s.send(bytes([b])); time.sleep(0.1)
+PY
+  local trickler=$!
+  python3 - "$sock" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+try:
+    s.sendall(b"x" * (8 << 20))
+except OSError:
+    pass
+PY
+  local flooder=$!
+  python3 - "$sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.setblocking(False)
+try:
+    for _ in range(2000):
+        s.send(b'{"cmd":"fdb-show"}\n')
+except OSError:
+    pass
+time.sleep(3)
+PY
+  local pipeliner=$!
+  for i in $(seq 10); do show_ms; sleep 0.3; done
+  wait "$idlers" "$trickler" "$flooder" "$pipeliner" 2>/dev/null || true
+  show_ms
+  kill -INT "$pinger"; wait "$pinger" || true
+  local sent lost
+  sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.txt")
+  lost=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$WORK/ping.txt")
+  say "abuse: $n connect/close cycles, 300 idle clients, a trickler, 8 MB without a newline, 2000 pipelined fdb-show unread"
+  say "pings h1->h2 meanwhile: $sent sent, $lost% lost; slowest vswitchctl show: $slowest ms"
+  [ ! -e "$WORK/fail" ] || die "a vswitchctl show failed: $(cat "$WORK/fail")"
+  kill -0 "$SWITCH_PID" || die "vswitchd died"
+}
+
 case "${1:-}" in
   dump) dump "${2:-1000000}" ;;
-  short) dump 50000 ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  flood) flood "${2:-1000000}" ;;
+  abuse) abuse "${2:-10000}" ;;
+  short) dump 50000; cleanup; SWITCH_PID=""; WORK=$(mktemp -d /tmp/vswitch-rel.XXXXXX); abuse 1000 ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac
