@@ -31,13 +31,18 @@ SWITCH_PID=""
 say() { echo "reliability: $*"; }
 die() { echo "reliability: $*" >&2; exit 1; }
 
-cleanup() {
+stop_lab() {
   if [ -n "$SWITCH_PID" ] && kill -0 "$SWITCH_PID" 2>/dev/null; then
     kill "$SWITCH_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$SWITCH_PID" 2>/dev/null || true
   fi
+  SWITCH_PID=""
   for ns in sw h1 h2 h3; do ip netns del "$P-$ns" 2>/dev/null || true; done
+}
+
+cleanup() {
+  stop_lab
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -257,6 +262,6 @@ case "${1:-}" in
   dump) dump "${2:-1000000}" ;;
   flood) flood "${2:-1000000}" ;;
   abuse) abuse "${2:-10000}" ;;
-  short) dump 50000; cleanup; SWITCH_PID=""; WORK=$(mktemp -d /tmp/vswitch-rel.XXXXXX); abuse 1000 ;;
+  short) dump 50000; stop_lab; abuse 1000 ;;
   *) sed -n '2,24p' "$0"; exit 2 ;;
 esac
