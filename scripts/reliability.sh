@@ -16,7 +16,12 @@
 #                                           than the limit, a one-byte-per-100-ms trickler, 8 MB
 #                                           without a newline, `fdb show` pipelined unread; ping
 #                                           loss and the slowest `vswitchctl show` meanwhile
-#   scripts/reliability.sh short            what CI runs: dump 50000, abuse 1000
+#   scripts/reliability.sh churn [N]        N cycles (default 1000) of: a TAP port whose device
+#                                           vanishes (moved to a namespace that is deleted), a
+#                                           port added and deleted, a stream: VM connecting,
+#                                           sending and hanging up; while h1 pings h2 every 10 ms:
+#                                           vswitchd's open fds and RSS before and after, ping loss
+#   scripts/reliability.sh short            what CI runs: dump 50000, abuse 1000, churn 20
 #
 # Needs root. Everything lives in namespaces named rl<PID>-*, removed on every exit path; the
 # switch's control socket is in a temporary directory. Fills tables with mausezahn (netsniff-ng,
@@ -258,10 +263,62 @@ PY
   kill -0 "$SWITCH_PID" || die "vswitchd died"
 }
 
+fds() { find "/proc/$SWITCH_PID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
+# Whether the switch lists a port called NAME.
+has_port() { $CTL --json port list | grep -q "\"name\":\"$1\""; }
+
+churn() { # CYCLES
+  local n=$1 i fds0 rss0 fds1 rss1
+  start_lab 8192
+  $CTL port add "stream:$WORK/vm.sock" >/dev/null
+  # Warm up once, so buffers allocated on first use are in the baseline.
+  churn_cycle 0
+  fds0=$(fds); rss0=$(rss_kib)
+  ip netns exec "$P-h1" ping -i 0.01 -W 1 -q 10.77.0.2 >"$WORK/ping.txt" 2>&1 &
+  local pinger=$!
+  for i in $(seq "$n"); do churn_cycle "$i"; done
+  sleep 1
+  kill -INT "$pinger"; wait "$pinger" || true
+  fds1=$(fds); rss1=$(rss_kib)
+  local sent lost
+  sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.txt")
+  lost=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$WORK/ping.txt")
+  say "churn: $n cycles of a vanishing TAP, port add/del and a stream VM reconnecting"
+  say "vswitchd open fds: $fds0 before, $fds1 after; RSS: $rss0 KiB before, $rss1 KiB after"
+  say "pings h1->h2 meanwhile: $sent sent, $lost% lost"
+  [ $((fds1 - fds0)) -le 1 ] && [ $((fds0 - fds1)) -le 1 ] || die "open fds changed: $fds0 -> $fds1"
+  [ $((rss1 * 10)) -le $((rss0 * 11)) ] || die "RSS grew by more than 10 %: $rss0 -> $rss1 KiB"
+}
+
+churn_cycle() { # I
+  local gone="${P}c" del="${P}d" i
+  # A TAP whose device disappears: its namespace is deleted under it.
+  $CTL port add "$gone" >/dev/null
+  ip netns add "$P-c"
+  ip -n "$P-sw" link set "$gone" netns "$P-c"
+  ip netns del "$P-c"
+  for i in $(seq 100); do has_port "$gone" || break; sleep 0.02; done
+  ! has_port "$gone" || die "the vanished TAP was not removed"
+  # A port added and deleted by an operator.
+  $CTL port add "$del" >/dev/null
+  $CTL port del "$del" >/dev/null
+  # A VM on the stream port: connects, sends a frame, hangs up.
+  python3 - "$WORK/vm.sock" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x09" + b"\x88\xb5" + b"\x00" * 46
+s.sendall(struct.pack(">I", len(frame)) + frame)
+s.close()
+PY
+}
+
 case "${1:-}" in
+  churn) churn "${2:-1000}" ;;
   dump) dump "${2:-1000000}" ;;
   flood) flood "${2:-1000000}" ;;
   abuse) abuse "${2:-10000}" ;;
-  short) dump 50000; stop_lab; abuse 1000 ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  short) dump 50000; stop_lab; abuse 1000; stop_lab; churn 20 ;;
+  *) sed -n '2,29p' "$0"; exit 2 ;;
 esac
