@@ -21,6 +21,10 @@
 #                                           port added and deleted, a stream: VM connecting,
 #                                           sending and hanging up; while h1 pings h2 every 10 ms:
 #                                           vswitchd's open fds and RSS before and after, ping loss
+#   scripts/reliability.sh soak [MINUTES]   mixed traffic for MINUTES (default 30): TCP h1->h2 in
+#                                           10 s runs, pings h1->h2 every 10 ms, random-MAC bursts
+#                                           from h3, a port added and deleted and a config reload
+#                                           every few seconds: RSS min/max, ping loss, restarts
 #   scripts/reliability.sh short            what CI runs: dump 50000, abuse 1000, churn 20
 #
 # Needs root. Everything lives in namespaces named rl<PID>-*, removed on every exit path; the
@@ -32,6 +36,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P="rl$$"
 WORK=$(mktemp -d /tmp/vswitch-rel.XXXXXX)
 SWITCH_PID=""
+EXTRA=()   # more vswitchd flags for the next start_lab
 
 say() { echo "reliability: $*"; }
 die() { echo "reliability: $*" >&2; exit 1; }
@@ -63,7 +68,7 @@ CTL="$BIN/vswitchctl -s $WORK/ctl.sock"
 start_lab() { # TABLE_SIZE
   for ns in sw h1 h2 h3; do ip netns add "$P-$ns"; done
   ip netns exec "$P-sw" "$BIN/vswitchd" --name "$P" --ctl-socket "$WORK/ctl.sock" \
-    --mac-table-size "$1" --mac-ageing 3600 -q \
+    --mac-table-size "$1" --mac-ageing 3600 -q "${EXTRA[@]}" \
     --port "${P}t1" --port "${P}t2" --port "${P}t3" 2>"$WORK/vswitchd.log" &
   SWITCH_PID=$!
   for _ in $(seq 100); do
@@ -314,11 +319,52 @@ s.close()
 PY
 }
 
+soak() { # MINUTES
+  local minutes=$1 end rss min max ageing=300 cycles=0 pid0
+  printf 'mac-ageing = 300\n' >"$WORK/soak.toml"
+  EXTRA=(--config "$WORK/soak.toml")
+  start_lab 8192
+  pid0=$SWITCH_PID
+  local mac3
+  mac3=$(ip -n "$P-h3" -br link show "${P}t3" | awk '{print $3}')
+  ip netns exec "$P-h1" ping -i 0.01 -W 1 -q 10.77.0.2 >"$WORK/ping.txt" 2>&1 &
+  local pinger=$!
+  ip netns exec "$P-h2" iperf3 -s -D -p 5298 >/dev/null 2>&1
+  min=$(rss_kib); max=$min
+  end=$(( $(date +%s) + minutes * 60 ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    ip netns exec "$P-h1" timeout 30 iperf3 -c 10.77.0.2 -p 5298 -t 10 >/dev/null 2>&1 &
+    local tcp=$!
+    ip netns exec "$P-h3" timeout 20 mausezahn "${P}t3" -q -a rand -b "$mac3" -c 20000 -d 0 \
+      -t ip >/dev/null 2>&1 || true
+    $CTL port add "${P}s" >/dev/null
+    sleep 1
+    $CTL port del "${P}s" >/dev/null
+    ageing=$(( ageing == 300 ? 301 : 300 ))
+    printf 'mac-ageing = %d\n' "$ageing" >"$WORK/soak.toml"
+    $CTL reload >/dev/null
+    wait "$tcp" || true
+    rss=$(rss_kib)
+    [ "$rss" -lt "$min" ] && min=$rss
+    [ "$rss" -gt "$max" ] && max=$rss
+    cycles=$((cycles + 1))
+  done
+  kill -INT "$pinger"; wait "$pinger" || true
+  local sent lost
+  sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.txt")
+  lost=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$WORK/ping.txt")
+  kill -0 "$pid0" 2>/dev/null || die "vswitchd is gone"
+  say "soak: $minutes min, $cycles rounds of TCP 10 s, 20000 random MACs, port add/del, reload"
+  say "vswitchd RSS: min $min KiB, max $max KiB; restarts: 0 (same pid $pid0)"
+  say "pings h1->h2: $sent sent, $lost% lost"
+}
+
 case "${1:-}" in
+  soak) soak "${2:-30}" ;;
   churn) churn "${2:-1000}" ;;
   dump) dump "${2:-1000000}" ;;
   flood) flood "${2:-1000000}" ;;
   abuse) abuse "${2:-10000}" ;;
   short) dump 50000; stop_lab; abuse 1000; stop_lab; churn 20 ;;
-  *) sed -n '2,29p' "$0"; exit 2 ;;
+  *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 2 ;;
 esac
