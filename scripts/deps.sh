@@ -20,6 +20,7 @@ tcpdump   tcpdump
 iperf3    iperf3
 lldpctl   lldpd
 mausezahn netsniff-ng
+tshark    tshark
 setpriv   util-linux
 unshare   util-linux
 timeout   coreutils

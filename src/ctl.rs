@@ -74,6 +74,29 @@ pub enum Command {
     /// The ARP bindings the switch has seen, and its ARP counters.
     #[command(subcommand)]
     Arp(ArpCommand),
+    /// Capture ports live as pcapng: `vswitchctl capture tap1 -w - | tshark -r -`, or
+    /// `| wireshark -k -i -`. Frames as they are on each port's wire (received as they came,
+    /// sent after VLAN tagging; a TSO super-frame as one packet). Ends after -c COUNT frames,
+    /// when a port is removed, or on Ctrl-C; the file always ends on a whole block. A reader
+    /// that falls behind loses frames from the capture (counted in its statistics blocks),
+    /// never from the switch.
+    Capture {
+        /// The ports, comma-separated: one pcapng interface each.
+        #[arg(value_name = "PORT[,PORT...]", value_delimiter = ',', required = true)]
+        ports: Vec<String>,
+        /// Which frames: received from the port's host, sent to it, or both.
+        #[arg(long, value_parser = ["rx", "tx", "both"], default_value = "both")]
+        direction: String,
+        /// Stop after COUNT frames.
+        #[arg(short = 'c', long, value_name = "COUNT")]
+        count: Option<u64>,
+        /// Bytes kept of each frame, 64 to 262144 [default: 262144].
+        #[arg(long, value_name = "BYTES")]
+        snaplen: Option<u32>,
+        /// Where to write: a file, or - for standard output.
+        #[arg(short = 'w', value_name = "FILE|-", required = true)]
+        write: String,
+    },
     /// Re-read the config file and apply the difference (as SIGHUP does).
     Reload,
     /// This program's version and the daemon's.
@@ -159,6 +182,18 @@ impl Command {
     pub fn request(&self) -> Request {
         match self.clone() {
             Command::Show => Request::Show {},
+            Command::Capture {
+                ports,
+                direction,
+                count,
+                snaplen,
+                ..
+            } => Request::Capture {
+                ports,
+                direction: Some(direction),
+                count,
+                snaplen,
+            },
             Command::Reload => Request::Reload {},
             Command::Version => Request::Version {},
             Command::Fdb(c) => match c {
@@ -248,6 +283,8 @@ impl Command {
             Command::Arp(ArpCommand::Show) => arp_table(&typed::<Vec<ArpRow>>(value)?),
             Command::Arp(ArpCommand::Stats) => arp_stats(&typed::<ArpStatsReply>(value)?),
             Command::Reload => reload(&typed::<ReloadReply>(value)?),
+            // A capture's bytes go to its file, not through here.
+            Command::Capture { .. } => String::new(),
             // vswitchctl's own version is printed before the daemon is asked.
             Command::Version => format!("vswitchd {}\n", value["version"].as_str().unwrap_or("?")),
         })

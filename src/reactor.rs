@@ -18,9 +18,11 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::bridge::{BridgeConfig, PortId};
-use crate::control::Reply;
+use crate::capture::{self, Capture, CaptureSpec};
 use crate::control::commands::{self, Dump};
 use crate::control::server::{ControlServer, Incoming};
+use crate::control::{Reply, Request};
+use crate::datapath::taps::TapId;
 use crate::switch::Switch;
 
 /// Frames read from one port per turn before the others get theirs, unless set otherwise with
@@ -77,7 +79,22 @@ pub struct Reactor {
     dumps: Vec<Dumping>,
     /// The piece being written, kept to avoid allocating per piece.
     piece: Vec<u8>,
+    /// Live captures being streamed.
+    captures: Vec<Capturing>,
 }
+
+/// A live capture streamed to one control client.
+struct Capturing {
+    client: usize,
+    tap: TapId,
+    capture: Capture,
+    /// When the next statistics blocks are due (switch time).
+    next_stats: Duration,
+}
+
+/// How often a capture's stream carries statistics blocks (drop counts), so that even a
+/// capture cut short by its reader ends with recent ones.
+const CAPTURE_STATS: Duration = Duration::from_secs(1);
 
 /// A table dump in progress for one control client.
 struct Dumping {
@@ -118,6 +135,7 @@ impl Reactor {
             incoming: Vec::new(),
             dumps: Vec::new(),
             piece: Vec::new(),
+            captures: Vec::new(),
         })
     }
 
@@ -211,6 +229,7 @@ impl Reactor {
             }
             self.answer_control();
             self.pump_dumps();
+            self.pump_captures();
             self.tick_polled();
             self.release_held();
             let now = Instant::now();
@@ -303,6 +322,18 @@ impl Reactor {
     /// Executes the control requests read this turn and queues their replies.
     fn answer_control(&mut self) {
         while let Some((client, incoming)) = self.incoming.pop() {
+            if let Incoming::Request(Request::Capture {
+                ports,
+                direction,
+                count,
+                snaplen,
+            }) = &incoming
+            {
+                let spec =
+                    CaptureSpec::parse(&self.switch, ports, direction.as_deref(), *count, *snaplen);
+                self.start_capture(client, spec);
+                continue;
+            }
             if let Incoming::Request(request) = &incoming
                 && let Some(kind) = Dump::of(request)
                 && let Some(control) = self.control.as_mut()
@@ -355,6 +386,80 @@ impl Reactor {
                 d.cursor = next.unwrap_or_default();
                 next.is_some()
             }
+        });
+    }
+
+    /// Attaches a capture's tap and starts streaming to `client`: a one-line reply, then the
+    /// pcapng section header and interface descriptions.
+    fn start_capture(&mut self, client: usize, spec: Result<CaptureSpec, String>) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let spec = match spec {
+            Ok(spec) => spec,
+            Err(message) => {
+                control.reply(self.poll.registry(), client, &Reply::Error(message), false);
+                return;
+            }
+        };
+        let (capture, tap, head) = Capture::new(&self.switch, spec);
+        let tap = self.switch.datapath_mut().taps_mut().attach(Box::new(tap));
+        let mut first = b"{\"ok\":\"pcapng\"}\n".to_vec();
+        first.extend_from_slice(&head);
+        control.begin_stream(self.poll.registry(), client, &first);
+        let names: Vec<&str> = capture.spec.ports.iter().map(|p| p.name.as_str()).collect();
+        info!(
+            "capture of {} started by a control client",
+            names.join(", ")
+        );
+        self.captures.push(Capturing {
+            client,
+            tap,
+            capture,
+            next_stats: self.switch.now() + CAPTURE_STATS,
+        });
+    }
+
+    /// Hands each capture's new bytes to its client (while the client keeps up), adds
+    /// statistics blocks every [`CAPTURE_STATS`], and ends a capture whose count is reached,
+    /// whose port went or whose client hung up.
+    fn pump_captures(&mut self) {
+        if self.captures.is_empty() {
+            return;
+        }
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let switch = &mut self.switch;
+        self.captures.retain_mut(|c| {
+            let Some(queued) = control.backlog(c.client) else {
+                switch.datapath_mut().taps_mut().detach(c.tap);
+                return false;
+            };
+            let now = switch.now();
+            let gone = c.capture.port_gone(switch);
+            let done = gone || capture::lock(&c.capture.shared).done;
+            if done || now >= c.next_stats {
+                c.capture.statistics(now);
+                c.next_stats = now + CAPTURE_STATS;
+            }
+            let bytes = {
+                let mut shared = capture::lock(&c.capture.shared);
+                if done || queued <= DUMP_BACKLOG {
+                    std::mem::take(&mut shared.pending)
+                } else {
+                    Vec::new()
+                }
+            };
+            if !bytes.is_empty() {
+                control.stream(registry, c.client, &bytes, false);
+            }
+            if done {
+                switch.datapath_mut().taps_mut().detach(c.tap);
+                control.end_stream(registry, c.client);
+            }
+            !done
         });
     }
 

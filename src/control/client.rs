@@ -1,9 +1,10 @@
 //! The control socket's client side: one blocking connection with timeouts, as `vswitchctl`
 //! and scripts use it.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{Reply, Request};
@@ -86,6 +87,68 @@ impl Client {
             Ok(Reply::Error(message)) => Err(ClientError::Refused(message)),
             Err(e) => Err(self.broken(format!("unreadable reply ({e}): {}", reply.trim()))),
         }
+    }
+
+    /// Sends `request` and, once its one-line reply accepts it, hands every byte that follows
+    /// to `each` until the daemon ends the stream or `stop` is raised (checked at least every
+    /// 200 ms). `each` failing (its reader went away) ends the stream too.
+    pub fn stream(
+        &mut self,
+        request: &Request,
+        stop: &AtomicBool,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<(), ClientError> {
+        let mut line = serde_json::to_vec(request).map_err(|e| self.broken(e.to_string()))?;
+        line.push(b'\n');
+        let sent = self.reader.get_mut().write_all(&line);
+        let mut reply = String::new();
+        match (sent, self.reader.read_line(&mut reply)) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(e), _) | (Ok(()), Err(e)) => return Err(self.broken(describe(&e))),
+            (Ok(()), Ok(_)) => return Err(self.broken("vswitchd closed the connection".into())),
+        }
+        match serde_json::from_str::<Reply>(&reply) {
+            Ok(Reply::Ok(_)) => {}
+            Ok(Reply::Error(message)) => return Err(ClientError::Refused(message)),
+            Err(e) => return Err(self.broken(format!("unreadable reply ({e}): {}", reply.trim()))),
+        }
+        let buffered = self.reader.buffer().to_vec();
+        self.reader.consume(buffered.len());
+        let fail = |e: io::Error| ClientError::Broken {
+            path: self.path.clone(),
+            reason: format!("cannot write the stream: {e}"),
+        };
+        if !buffered.is_empty() {
+            each(&buffered).map_err(fail)?;
+        }
+        let stream = self.reader.get_mut();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| ClientError::Broken {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut chunk = vec![0u8; 64 << 10];
+        while !stop.load(Ordering::SeqCst) {
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => each(&chunk[..n]).map_err(fail)?,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    return Err(ClientError::Broken {
+                        path: self.path.clone(),
+                        reason: describe(&e),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn broken(&self, reason: String) -> ClientError {

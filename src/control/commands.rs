@@ -112,6 +112,9 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
             let id = port_id(switch, &name)?;
             to_value(port_show(switch, id))
         }
+        Request::Capture { .. } => {
+            Err("a capture needs a connection of its own: use vswitchctl capture".to_owned())
+        }
         Request::PortStats { name } => {
             let ids = match name {
                 Some(n) => vec![port_id(switch, &n)?],

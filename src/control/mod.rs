@@ -61,6 +61,18 @@ pub enum Request {
     PortSet { name: String, settings: Vec<String> },
     /// Every setting of one port, with its carrier and impairment counts.
     PortShow { name: String },
+    /// A live capture of `ports` (pcapng): after a one-line reply the connection carries the
+    /// capture's bytes until it ends (`count` frames, a port removed, or the client hanging up).
+    Capture {
+        ports: Vec<String>,
+        /// `rx`, `tx` or `both` (the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        direction: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snaplen: Option<u32>,
+    },
     /// Counters of one port or all.
     PortStats {
         #[serde(default, skip_serializing_if = "Option::is_none")]

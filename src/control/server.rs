@@ -287,6 +287,18 @@ impl ControlServer {
         }
     }
 
+    /// Ends a streamed reply that is not a JSON line (a capture): the connection closes once
+    /// what is queued is written.
+    pub fn end_stream(&mut self, registry: &Registry, id: usize) {
+        let Some(client) = self.clients.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        client.in_flight = false;
+        client.phase = Phase::Closing;
+        self.flush(registry, id);
+        self.finish_if_done(registry, id);
+    }
+
     /// Drops clients past a deadline, and retries a stalled accept.
     pub fn tick(&mut self, registry: &Registry, now: Instant) {
         for id in 0..self.clients.len() {

@@ -9,6 +9,7 @@ pub mod dgram;
 pub mod ifreq;
 pub mod netdev;
 pub mod packet;
+pub mod signal;
 pub mod tun;
 
 pub use ifreq::{IfName, InvalidIfName};
