@@ -9,7 +9,7 @@
 # `scripts/bench.sh --install`, which keeps their system services from starting.
 set -euo pipefail
 
-# command  Debian package
+# command  Debian package (py:MODULE: a module of Debian's /usr/bin/python3)
 DEPS="
 ip        iproute2
 ethtool   ethtool
@@ -27,13 +27,19 @@ timeout   coreutils
 qemu-system-x86_64  qemu-system-x86
 cpio      cpio
 xz        xz-utils
+py:prometheus_client  python3-prometheus-client
 "
 
 missing_packages() {
   local cmd pkg out=""
   while read -r cmd pkg; do
     [ -n "$cmd" ] || continue
-    command -v "$cmd" >/dev/null 2>&1 || out="$out $pkg"
+    case "$cmd" in
+      # A Python module for Debian's /usr/bin/python3 (the python3 first on PATH may be
+      # another interpreter).
+      py:*) /usr/bin/python3 -c "import ${cmd#py:}" >/dev/null 2>&1 || out="$out $pkg" ;;
+      *) command -v "$cmd" >/dev/null 2>&1 || out="$out $pkg" ;;
+    esac
   done <<<"$DEPS"
   echo "$out" | tr ' ' '\n' | sort -u | tr '\n' ' ' | sed 's/^ *//; s/ *$//'
 }

@@ -97,6 +97,9 @@ pub enum Command {
         #[arg(short = 'w', value_name = "FILE|-", required = true)]
         write: String,
     },
+    /// The counters in the Prometheus text exposition format: per-port frames, bytes and drops
+    /// by reason, MAC and ARP tables, uptime (for node_exporter's textfile collector).
+    Metrics,
     /// Re-read the config file and apply the difference (as SIGHUP does).
     Reload,
     /// This program's version and the daemon's.
@@ -195,6 +198,7 @@ impl Command {
                 snaplen,
             },
             Command::Reload => Request::Reload {},
+            Command::Metrics => Request::Metrics {},
             Command::Version => Request::Version {},
             Command::Fdb(c) => match c {
                 FdbCommand::Show => Request::FdbShow {},
@@ -283,6 +287,7 @@ impl Command {
             Command::Arp(ArpCommand::Show) => arp_table(&typed::<Vec<ArpRow>>(value)?),
             Command::Arp(ArpCommand::Stats) => arp_stats(&typed::<ArpStatsReply>(value)?),
             Command::Reload => reload(&typed::<ReloadReply>(value)?),
+            Command::Metrics => value.as_str().unwrap_or_default().to_owned(),
             // A capture's bytes go to its file, not through here.
             Command::Capture { .. } => String::new(),
             // vswitchctl's own version is printed before the daemon is asked.

@@ -146,6 +146,7 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
             })
         }
         Request::Reload {} => to_value(reload(switch)?),
+        Request::Metrics {} => Ok(Value::String(super::metrics::render(switch))),
         Request::Version {} => Ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod metrics;
 mod reload;
 pub mod server;
 
@@ -84,6 +85,8 @@ pub enum Request {
     ArpStats {},
     /// Re-read the config file and apply the difference.
     Reload {},
+    /// The counters in the Prometheus text format (a string).
+    Metrics {},
     /// The daemon's version.
     Version {},
 }
