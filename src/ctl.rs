@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -154,8 +155,15 @@ pub enum PortCommand {
     Add { spec: String },
     /// Detach a port; its MAC entries go with it, and a TAP vswitchd created is deleted.
     Del { name: String },
-    /// Frames and bytes received and sent, and drops by reason; of one port or all.
-    Stats { name: Option<String> },
+    /// Frames and bytes received and sent, and drops by reason; of one port or all. With
+    /// --rate, frames/s and bits/s over SECS seconds instead (a `top` for the switch).
+    Stats {
+        name: Option<String>,
+        /// Rates over this many seconds [default: 1].
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        rate: Option<u64>,
+    },
     /// Change settings of a running port, e.g. `port set tap1 tx-delay=50 link=down`; the
     /// keys of a --port spec (vswitchd --help lists them). Frames, MAC entries and counters
     /// stay; a new VLAN mode forgets the port's learned MACs.
@@ -221,7 +229,7 @@ impl Command {
                 PortCommand::List => Request::PortList {},
                 PortCommand::Add { spec } => Request::PortAdd { spec },
                 PortCommand::Del { name } => Request::PortDel { name },
-                PortCommand::Stats { name } => Request::PortStats { name },
+                PortCommand::Stats { name, .. } => Request::PortStats { name },
                 PortCommand::Set { name, settings } => Request::PortSet { name, settings },
                 PortCommand::Show { name } => Request::PortShow { name },
             },
@@ -499,6 +507,65 @@ fn fdb_stats(s: &FdbStatsReply) -> String {
     )
 }
 
+/// One port's rates between two `port stats` replies.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PortRate {
+    pub name: String,
+    pub rx_fps: f64,
+    pub rx_bps: f64,
+    pub tx_fps: f64,
+    pub tx_bps: f64,
+    pub drops_ps: f64,
+}
+
+/// The rates of the ports in both `before` and `after`, taken `secs` apart.
+pub fn port_rates(before: &[PortStatsRow], after: &[PortStatsRow], secs: f64) -> Vec<PortRate> {
+    let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before.iter().find(|b| b.name == a.name)?;
+            let drops = |r: &PortStatsRow| r.drops.values().sum::<u64>();
+            Some(PortRate {
+                name: a.name.clone(),
+                rx_fps: per_sec(b.rx_frames, a.rx_frames),
+                rx_bps: per_sec(b.rx_bytes, a.rx_bytes) * 8.0,
+                tx_fps: per_sec(b.tx_frames, a.tx_frames),
+                tx_bps: per_sec(b.tx_bytes, a.tx_bytes) * 8.0,
+                drops_ps: per_sec(drops(b), drops(a)),
+            })
+        })
+        .collect()
+}
+
+/// `port stats --rate`: one line per port.
+pub fn rate_table(rates: &[PortRate]) -> String {
+    let w = rates.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+    let bits = |b: f64| match b {
+        b if b >= 1e9 => format!("{:.2}G", b / 1e9),
+        b if b >= 1e6 => format!("{:.2}M", b / 1e6),
+        b if b >= 1e3 => format!("{:.2}k", b / 1e3),
+        b => format!("{b:.0}"),
+    };
+    let mut out = format!(
+        "{:<w$}  {:>10}  {:>9}  {:>10}  {:>9}  {:>8}\n",
+        "port", "rx frames/s", "rx bit/s", "tx frames/s", "tx bit/s", "drops/s"
+    );
+    for r in rates {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:>11.0}  {:>9}  {:>11.0}  {:>9}  {:>8.0}",
+            r.name,
+            r.rx_fps,
+            bits(r.rx_bps),
+            r.tx_fps,
+            bits(r.tx_bps),
+            r.drops_ps
+        );
+    }
+    out
+}
+
 fn port_stats(rows: &[PortStatsRow]) -> String {
     let mut out = String::new();
     for r in rows {
@@ -656,6 +723,37 @@ mod tests {
             snippet.contains("[[fdb]]\nport = \"tap1\"\nmac = \"02:00:00:00:00:02\"\nvlan = 10\n")
         );
         assert_eq!(snippet.matches("[[fdb]]").count(), 2);
+    }
+
+    #[test]
+    fn rates_are_differences_over_time() {
+        let row = |frames: u64, bytes: u64| PortStatsRow {
+            name: "tap0".into(),
+            rx_frames: frames,
+            rx_bytes: bytes,
+            tx_frames: frames / 2,
+            tx_bytes: bytes / 2,
+            drops: [("malformed".to_owned(), frames / 10)]
+                .into_iter()
+                .collect(),
+        };
+        let rates = port_rates(&[row(100, 10_000)], &[row(300, 1_010_000)], 2.0);
+        assert_eq!(
+            rates,
+            [PortRate {
+                name: "tap0".into(),
+                rx_fps: 100.0,
+                rx_bps: 4_000_000.0,
+                tx_fps: 50.0,
+                tx_bps: 2_000_000.0,
+                drops_ps: 10.0,
+            }]
+        );
+        let table = rate_table(&rates);
+        assert!(
+            table.contains("4.00M") && table.contains("2.00M"),
+            "{table}"
+        );
     }
 
     #[test]

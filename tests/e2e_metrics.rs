@@ -90,4 +90,26 @@ fn metrics_parse_as_prometheus_and_match_port_stats() {
     let entries = format!("vswitch_fdb_entries{{switch={switch}}}");
     assert_eq!(metrics.get(&entries).copied(), fdb["entries"].as_f64());
     assert!(metrics[&format!("vswitch_uptime_seconds{{switch={switch}}}")] > 0.0);
+
+    // port stats --rate: pings every 10 ms show as about 100 frames/s each way.
+    let pinger = std::thread::spawn({
+        let h1 = h1.clone();
+        let ip = h2.ip.clone();
+        move || h1.run(&["ping", "-c", "200", "-i", "0.01", "-q", &ip])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rates = lab.ctl_json(&["port", "stats", "--rate", "1"]);
+    pinger.join().unwrap();
+    let tap1 = rates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == lab.tap(1).as_str())
+        .unwrap();
+    let rx = tap1["rx_fps"].as_f64().unwrap();
+    assert!((30.0..200.0).contains(&rx), "{rates}");
+    assert!(
+        tap1["rx_bps"].as_f64().unwrap() > rx * 8.0 * 60.0,
+        "{rates}"
+    );
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 
 use vswitch::capture::pcapng;
+use vswitch::control::PortStatsRow;
 use vswitch::control::client::{Client, ClientError};
-use vswitch::ctl::{Command, CtlArgs};
+use vswitch::ctl::{Command, CtlArgs, PortCommand, port_rates, rate_table};
 
 /// The daemon refused the command.
 const REFUSED: u8 = 1;
@@ -24,6 +25,12 @@ fn main() -> ExitCode {
     }
     if let Command::Capture { write, .. } = &args.command {
         return capture(&args, &path, write);
+    }
+    if let Command::Port(PortCommand::Stats {
+        rate: Some(secs), ..
+    }) = &args.command
+    {
+        return rates(&args, &path, *secs);
     }
     let result = Client::connect(&path, Duration::from_secs(args.timeout))
         .and_then(|mut client| client.call(&args.command.request()));
@@ -100,6 +107,42 @@ fn capture(args: &CtlArgs, path: &std::path::Path, write: &str) -> ExitCode {
     match result {
         Ok(()) => {
             eprintln!("vswitchctl: {packets} packets captured");
+            ExitCode::SUCCESS
+        }
+        Err(e @ ClientError::Refused(_)) => {
+            eprintln!("vswitchctl: {e}");
+            ExitCode::from(REFUSED)
+        }
+        Err(e) => {
+            eprintln!("vswitchctl: {e}");
+            ExitCode::from(UNREACHABLE)
+        }
+    }
+}
+
+/// `vswitchctl port stats --rate SECS`: the counters twice, SECS apart, as rates.
+fn rates(args: &CtlArgs, path: &std::path::Path, secs: u64) -> ExitCode {
+    let sample = || -> Result<(std::time::Instant, Vec<PortStatsRow>), ClientError> {
+        let value = Client::connect(path, Duration::from_secs(args.timeout))?
+            .call(&args.command.request())?;
+        let rows = serde_json::from_value(value).map_err(|e| ClientError::Broken {
+            path: path.to_owned(),
+            reason: format!("unexpected reply: {e}"),
+        })?;
+        Ok((std::time::Instant::now(), rows))
+    };
+    let result = sample().and_then(|first| {
+        std::thread::sleep(Duration::from_secs(secs));
+        Ok((first, sample()?))
+    });
+    match result {
+        Ok(((t0, before), (t1, after))) => {
+            let rates = port_rates(&before, &after, (t1 - t0).as_secs_f64());
+            if args.json {
+                println!("{}", serde_json::to_string(&rates).unwrap_or_default());
+            } else {
+                print!("{}", rate_table(&rates));
+            }
             ExitCode::SUCCESS
         }
         Err(e @ ClientError::Refused(_)) => {
