@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::{DEFAULT_NAME, PortSettings, default_ctl_socket, parse_switch_name};
 use crate::control::{
-    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, PortInfo, PortShowReply, PortStatsRow,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, MirrorRow, PortInfo, PortShowReply, PortStatsRow,
     ReloadReply, Request, ShowReply,
 };
 use crate::datapath::impair::ImpairCounts;
@@ -98,6 +98,9 @@ pub enum Command {
         #[arg(short = 'w', value_name = "FILE|-", required = true)]
         write: String,
     },
+    /// Port mirrors (SPAN): copies of some ports' frames out of another port.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
     /// The counters in the Prometheus text exposition format: per-port frames, bytes and drops
     /// by reason, MAC and ARP tables, uptime (for node_exporter's textfile collector).
     Metrics,
@@ -137,6 +140,32 @@ pub enum FdbCommand {
     /// Print the static and sticky entries as `[[fdb]]` tables for the config file, so they
     /// survive a restart: `vswitchctl fdb save >> /etc/vswitchd/lab.toml`.
     Save,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum MirrorCommand {
+    /// Send copies of what the --from ports receive and send (or --direction) out of the --to
+    /// port, which then takes no frames in and learns nothing while it is a mirror's output.
+    Add {
+        name: String,
+        /// Source ports, comma-separated.
+        #[arg(
+            long,
+            value_name = "PORT[,PORT...]",
+            value_delimiter = ',',
+            required = true
+        )]
+        from: Vec<String>,
+        #[arg(long, value_parser = ["rx", "tx", "both"], default_value = "both")]
+        direction: String,
+        /// The output port.
+        #[arg(long, value_name = "PORT")]
+        to: String,
+    },
+    /// Remove a mirror; its output port forwards again.
+    Del { name: String },
+    /// The mirrors with frames sent and dropped.
+    List,
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -207,6 +236,19 @@ impl Command {
             },
             Command::Reload => Request::Reload {},
             Command::Metrics => Request::Metrics {},
+            Command::Mirror(MirrorCommand::Add {
+                name,
+                from,
+                direction,
+                to,
+            }) => Request::MirrorAdd {
+                name,
+                from,
+                direction: Some(direction),
+                to,
+            },
+            Command::Mirror(MirrorCommand::Del { name }) => Request::MirrorDel { name },
+            Command::Mirror(MirrorCommand::List) => Request::MirrorList {},
             Command::Version => Request::Version {},
             Command::Fdb(c) => match c {
                 FdbCommand::Show => Request::FdbShow {},
@@ -296,6 +338,8 @@ impl Command {
             Command::Arp(ArpCommand::Stats) => arp_stats(&typed::<ArpStatsReply>(value)?),
             Command::Reload => reload(&typed::<ReloadReply>(value)?),
             Command::Metrics => value.as_str().unwrap_or_default().to_owned(),
+            Command::Mirror(MirrorCommand::Del { .. }) => String::new(),
+            Command::Mirror(_) => mirror_table(&typed::<Vec<MirrorRow>>(value)?),
             // A capture's bytes go to its file, not through here.
             Command::Capture { .. } => String::new(),
             // vswitchctl's own version is printed before the daemon is asked.
@@ -505,6 +549,24 @@ fn fdb_stats(s: &FdbStatsReply) -> String {
          expired: {}\nevicted: {}\n",
         s.entries, s.max, s.static_entries, s.learned, s.moved, s.expired, s.evicted
     )
+}
+
+/// `mirror list`: name, sources, direction, output, copies sent and dropped.
+fn mirror_table(rows: &[MirrorRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{}: {} ({}) -> {}: {} frames, {} dropped",
+            r.name,
+            r.from.join(","),
+            r.direction,
+            r.to,
+            r.frames,
+            r.dropped
+        );
+    }
+    out
 }
 
 /// One port's rates between two `port stats` replies.

@@ -8,11 +8,13 @@ use serde_json::Value;
 
 pub use super::reload::reload;
 use super::{
-    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, ImpairmentReply, PortInfo,
+    ArpRow, ArpStatsReply, FdbRow, FdbStatsReply, FdbSummary, ImpairmentReply, MirrorRow, PortInfo,
     PortShowReply, PortStatsRow, Request, ShowReply,
 };
 use crate::bridge::{Mark, PortId, PortStats};
 use crate::config::{PortSpec, split_options};
+use crate::datapath::mirror::MirrorSpec;
+use crate::datapath::taps::Direction;
 use crate::switch::Switch;
 use crate::wire::vlan::MAX_VID;
 
@@ -147,6 +149,48 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
         }
         Request::Reload {} => to_value(reload(switch)?),
         Request::Metrics {} => Ok(Value::String(super::metrics::render(switch))),
+        Request::MirrorAdd {
+            name,
+            from,
+            direction,
+            to,
+        } => {
+            let direction = match direction.as_deref() {
+                None | Some("both") => None,
+                Some("rx") => Some(Direction::Rx),
+                Some("tx") => Some(Direction::Tx),
+                Some(d) => return Err(format!("direction {d:?}: expected rx, tx or both")),
+            };
+            if from.is_empty() {
+                return Err("a mirror needs at least one source port (--from)".to_owned());
+            }
+            let spec = MirrorSpec {
+                name: name.clone(),
+                from: from
+                    .iter()
+                    .map(|p| port_id(switch, p))
+                    .collect::<Result<_, _>>()?,
+                direction,
+                to: port_id(switch, &to)?,
+            };
+            switch
+                .datapath_mut()
+                .add_mirror(spec)
+                .map_err(|e| format!("mirror {name}: {e}"))?;
+            info!(
+                "mirror {name}: {} -> {to}, added by a control client",
+                from.join(",")
+            );
+            to_value(mirror_rows(switch))
+        }
+        Request::MirrorDel { name } => {
+            if !switch.datapath_mut().remove_mirror(&name) {
+                return Err(format!("no mirror named {name:?}"));
+            }
+            info!("mirror {name} removed by a control client");
+            Ok(Value::Null)
+        }
+        Request::MirrorList {} => to_value(mirror_rows(switch)),
         Request::Version {} => Ok(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })),
     }
 }
@@ -200,6 +244,26 @@ fn port_show(switch: &Switch, id: PortId) -> Option<PortShowReply> {
         settings: settings.keys().into_iter().collect(),
         impairment: ImpairmentReply { rx, tx },
     })
+}
+
+fn mirror_rows(switch: &Switch) -> Vec<MirrorRow> {
+    switch
+        .datapath()
+        .mirrors()
+        .map(|(spec, counts)| MirrorRow {
+            name: spec.name.clone(),
+            from: spec.from.iter().map(|&p| switch.port_name(p)).collect(),
+            direction: match spec.direction {
+                None => "both",
+                Some(Direction::Rx) => "rx",
+                Some(Direction::Tx) => "tx",
+            }
+            .to_owned(),
+            to: switch.port_name(spec.to),
+            frames: counts.frames,
+            dropped: counts.dropped,
+        })
+        .collect()
 }
 
 fn port_infos(switch: &Switch) -> Vec<PortInfo> {

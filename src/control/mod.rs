@@ -87,6 +87,18 @@ pub enum Request {
     Reload {},
     /// The counters in the Prometheus text format (a string).
     Metrics {},
+    /// Mirror what `from` receive and send (or one `direction`) out of `to`.
+    MirrorAdd {
+        name: String,
+        from: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        direction: Option<String>,
+        to: String,
+    },
+    /// Remove a mirror.
+    MirrorDel { name: String },
+    /// The mirrors and their counters.
+    MirrorList {},
     /// The daemon's version.
     Version {},
 }
@@ -229,6 +241,20 @@ pub struct PortShowReply {
 pub struct ImpairmentReply {
     pub rx: crate::datapath::impair::ImpairCounts,
     pub tx: crate::datapath::impair::ImpairCounts,
+}
+
+/// One mirror in `mirror-list`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MirrorRow {
+    pub name: String,
+    pub from: Vec<String>,
+    /// `rx`, `tx` or `both`.
+    pub direction: String,
+    pub to: String,
+    /// Copies sent out of `to`.
+    pub frames: u64,
+    /// Copies lost: the mirror's queue was full or `to` could not take them.
+    pub dropped: u64,
 }
 
 /// The reply to `reload`.

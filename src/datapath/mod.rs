@@ -18,6 +18,7 @@
 mod egress;
 mod frame;
 pub mod impair;
+pub mod mirror;
 mod ports;
 pub mod queue;
 pub mod taps;
@@ -32,9 +33,10 @@ use crate::bridge::{
     PortStats, TooManyPorts, Verdict,
 };
 use crate::port::Port;
-use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
+use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN, VnetHeader, offload};
 use egress::{InFlight, hold_copy};
 use impair::{ImpairConfig, ImpairCounts, Impairer, port_seed};
+use mirror::{Mirror, MirrorCounts, MirrorSpec};
 use ports::{PortTable, Sent, Slot, describe_gone};
 use taps::{Direction, Taps};
 
@@ -58,6 +60,8 @@ pub struct Datapath {
     out: InFlight,
     /// Scratch list of flood targets, kept to avoid allocating per frame.
     targets: Vec<(PortId, Egress)>,
+    /// Port mirrors (their taps are in `out.taps`).
+    mirrors: Vec<Mirror>,
 }
 
 impl Datapath {
@@ -67,6 +71,7 @@ impl Datapath {
             ports: PortTable::default(),
             out: InFlight::new(),
             targets: Vec::new(),
+            mirrors: Vec::new(),
         }
     }
 
@@ -101,6 +106,18 @@ impl Datapath {
     /// (dropping it closes it).
     pub(crate) fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
         let slot = self.ports.remove(id)?;
+        let gone: Vec<String> = self
+            .mirrors
+            .iter()
+            .filter(|m| m.spec.to == id || m.spec.from == [id])
+            .map(|m| m.spec.name.clone())
+            .collect();
+        for name in gone {
+            self.remove_mirror(&name);
+        }
+        for m in &mut self.mirrors {
+            m.spec.from.retain(|&p| p != id);
+        }
         self.bridge.remove_port(id);
         self.out.after.held.retain(|&p| p != id);
         self.out.after.rx_held.retain(|&p| p != id);
@@ -240,7 +257,101 @@ impl Datapath {
             }
         }
         self.ports.put(id, slot);
+        if !self.mirrors.is_empty() {
+            self.send_mirrored(now);
+        }
         done
+    }
+
+    /// Adds a mirror: copies of what `spec.from` receive or send go out of `spec.to`, which
+    /// becomes output-only. The ports must be attached, the output not a source, and the name
+    /// new.
+    pub fn add_mirror(&mut self, spec: MirrorSpec) -> Result<(), String> {
+        if self.mirrors.iter().any(|m| m.spec.name == spec.name) {
+            return Err(format!("a mirror named {:?} exists", spec.name));
+        }
+        if spec.from.contains(&spec.to) {
+            return Err("a mirror's output cannot be one of its sources".to_owned());
+        }
+        if let Some(m) = self.mirrors.iter().find(|m| m.spec.from.contains(&spec.to)) {
+            return Err(format!(
+                "that output port is a source of mirror {}",
+                m.spec.name
+            ));
+        }
+        if let Some(m) = self.mirrors.iter().find(|m| spec.from.contains(&m.spec.to)) {
+            return Err(format!("a source is the output of mirror {}", m.spec.name));
+        }
+        let Some(mut config) = self.bridge.port_config(spec.to).cloned() else {
+            return Err("the output port is not attached".to_owned());
+        };
+        config.mirror_dest = true;
+        self.bridge.set_port_config(spec.to, config);
+        let (mut mirror, tap) = Mirror::new(spec);
+        mirror.tap = self.out.taps.attach(tap);
+        self.mirrors.push(mirror);
+        Ok(())
+    }
+
+    /// Removes the mirror `name`; its output port takes frames again unless another mirror
+    /// still sends there. Returns whether there was one.
+    pub fn remove_mirror(&mut self, name: &str) -> bool {
+        let Some(at) = self.mirrors.iter().position(|m| m.spec.name == name) else {
+            return false;
+        };
+        let mirror = self.mirrors.swap_remove(at);
+        self.out.taps.detach(mirror.tap);
+        let to = mirror.spec.to;
+        if !self.mirrors.iter().any(|m| m.spec.to == to)
+            && let Some(mut config) = self.bridge.port_config(to).cloned()
+        {
+            config.mirror_dest = false;
+            self.bridge.set_port_config(to, config);
+        }
+        true
+    }
+
+    /// The mirrors with what each sent and dropped.
+    pub fn mirrors(&self) -> impl Iterator<Item = (&MirrorSpec, MirrorCounts)> + '_ {
+        self.mirrors.iter().map(|m| (&m.spec, m.counts()))
+    }
+
+    /// Sends the mirrored copies queued while frames were handled (finished in software for
+    /// an output port without offloads).
+    fn send_mirrored(&mut self, now: Duration) {
+        let mut scratch = Vec::new();
+        for m in &self.mirrors {
+            if !m.has_copies() {
+                continue;
+            }
+            let copies = m.take();
+            let Some(slot) = self.ports.get_mut(m.spec.to) else {
+                m.count(0, copies.len() as u64);
+                continue;
+            };
+            let offloads = slot.port.caps().offloads;
+            let before = (slot.tx.frames, copies.len() as u64);
+            let mut gone = None;
+            for copy in &copies {
+                let mut send = |frame: &[u8]| {
+                    if gone.is_none()
+                        && let Sent::Gone(why) = slot.transmit(frame, now, false)
+                    {
+                        gone = Some(why);
+                    }
+                };
+                if offloads || VnetHeader::new_unchecked(&copy[..]).is_complete() {
+                    send(copy);
+                } else {
+                    let _ = offload::finish(copy, &mut scratch, &mut send);
+                }
+            }
+            let sent = slot.tx.frames - before.0;
+            m.count(sent, before.1.saturating_sub(sent));
+            if let Some(why) = gone {
+                self.out.after.dead.push((m.spec.to, why));
+            }
+        }
     }
 
     fn handle_frame(&mut self, ingress: PortId, slot: &mut Slot, now: Duration) {
@@ -413,6 +524,9 @@ impl Datapath {
     pub fn release(&mut self, now: Duration) {
         if !self.out.after.rx_held.is_empty() {
             self.release_received(now);
+            if !self.mirrors.is_empty() {
+                self.send_mirrored(now);
+            }
         }
         let mut held = std::mem::take(&mut self.out.after.held);
         let dead = &mut self.out.after.dead;

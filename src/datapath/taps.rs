@@ -29,7 +29,7 @@ pub trait Tap: Send {
 }
 
 /// A tap's number, to detach it with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TapId(u32);
 
 /// The taps attached to the switch.

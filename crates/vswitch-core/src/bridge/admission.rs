@@ -38,6 +38,9 @@ impl Ingress {
         if !config.link.rx() {
             return Err(DropReason::AdminDown);
         }
+        if config.mirror_dest {
+            return Err(DropReason::MirrorPort);
+        }
         let (l3, ethertype) = tag::l3(frame).ok_or(DropReason::Malformed)?;
         let outer = tag::tci(frame).map(tag::vid);
         let vlan = config.vlan.ingress(outer).ok_or(DropReason::VlanFiltered)?;

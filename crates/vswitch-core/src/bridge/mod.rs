@@ -349,7 +349,8 @@ impl Bridge {
         self.ports.iter().enumerate().filter_map(move |(i, p)| {
             let config = &p.as_ref()?.config;
             let flags = config.flags;
-            let take = flags.floods(kind)
+            let take = !config.mirror_dest
+                && flags.floods(kind)
                 && (i != ingress.index() || flags.hairpin)
                 && !(flags.isolated && from.is_some_and(|f| f.isolated))
                 && match kind {

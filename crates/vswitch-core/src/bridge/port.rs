@@ -23,6 +23,9 @@ pub struct PortConfig {
     /// The switch's own port (`--ip`): ARP requests for its addresses go to it, never answered
     /// on its behalf, so its stack learns who asked and can reply to their pings at once.
     pub local: bool,
+    /// A mirror's output: it sends only mirrored copies, takes no frame in and is never
+    /// flooded to.
+    pub mirror_dest: bool,
 }
 
 impl From<VlanMode> for PortConfig {

@@ -49,10 +49,12 @@ pub enum DropReason {
     Storm,
     /// Its source MAC is pinned to another port for moving too often (a loop).
     MacFlap,
+    /// Arrived on a mirror's output port, which takes nothing in.
+    MirrorPort,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -73,6 +75,7 @@ impl DropReason {
         DropReason::MacLimit,
         DropReason::Storm,
         DropReason::MacFlap,
+        DropReason::MirrorPort,
     ];
 
     /// The name used in logs and statistics.
@@ -98,6 +101,7 @@ impl DropReason {
             DropReason::MacLimit => "mac_limit",
             DropReason::Storm => "storm",
             DropReason::MacFlap => "mac_flap",
+            DropReason::MirrorPort => "mirror_port",
         }
     }
 

@@ -1069,3 +1069,23 @@ fn requests_for_the_switchs_own_address_go_to_its_own_port() {
     );
     assert_eq!(b.arp().counters().suppressed, 0);
 }
+
+#[test]
+fn a_mirror_output_takes_nothing_in_and_is_never_flooded_to() {
+    let mut b = Bridge::new(BridgeConfig::default());
+    let out = b.add_port_with(PortConfig {
+        mirror_dest: true,
+        ..PortConfig::default()
+    });
+    let p = [b.add_port(), b.add_port()];
+    assert_eq!(
+        b.ingress(out, &frame(BCAST, A), t(0)),
+        Verdict::Drop(DropReason::MirrorPort)
+    );
+    assert_eq!(b.fdb().len(), 0, "learns nothing");
+    assert_eq!(
+        b.flood_targets(p[0], 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [p[1]]
+    );
+}

@@ -1,0 +1,60 @@
+//! End to end: a port mirror (SPAN) through the real `vswitchd`, hosts in namespaces. Needs
+//! root (see `common::root_or_skip`).
+
+mod common;
+
+use common::{Lab, pcap_frames, root_or_skip};
+
+#[test]
+fn a_mirror_copies_both_directions_and_its_output_forwards_nothing() {
+    if !root_or_skip("mirror") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start_switch(3, &[]);
+    let h: Vec<_> = (1..=3).map(|i| lab.add_host(i, 1500)).collect();
+    assert!(h[0].ping_eventually(&h[1].ip), "{}", lab.log());
+    assert!(h[2].ping_eventually(&h[0].ip));
+    h[0].pin_neighbour(&h[1]);
+    h[1].pin_neighbour(&h[0]);
+    let (t1, t3) = (lab.tap(1), lab.tap(3));
+    lab.ctl_ok(&["mirror", "add", "m1", "--from", &t1, "--to", &t3]);
+
+    // h3 sees h1's traffic with h2 both ways, though none of it is for h3.
+    let pcap = lab.dir.join("h3.pcap");
+    let capture = h[2].capture("icmp", &pcap);
+    assert!(h[0].ping(&h[1].ip, 3));
+    capture.finish();
+    let frames = pcap_frames(&pcap);
+    let icmp_type = |f: &[u8]| f.get(34).copied();
+    let requests = frames
+        .iter()
+        .filter(|(_, f)| icmp_type(f) == Some(8))
+        .count();
+    let replies = frames
+        .iter()
+        .filter(|(_, f)| icmp_type(f) == Some(0))
+        .count();
+    assert_eq!((requests, replies), (3, 3), "{} frames at h3", frames.len());
+
+    // The output port takes nothing in while it is a mirror's.
+    assert!(
+        !h[2].ping(&h[0].ip, 2),
+        "h3 reached h1 through a mirror port"
+    );
+    let stats = lab.ctl_json(&["port", "stats", &t3]);
+    assert!(
+        stats[0]["drops"]["mirror_port"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    let list = lab.ctl_json(&["mirror", "list"]);
+    assert!(list[0]["frames"].as_u64().unwrap() >= 6, "{list}");
+    assert_eq!(list[0]["to"], t3.as_str());
+
+    // Loops cannot be made: the output cannot be a source.
+    let refused = lab.ctl(&["mirror", "add", "m2", "--from", &t3, "--to", &lab.tap(2)]);
+    assert_eq!(refused.status.code(), Some(1));
+
+    lab.ctl_ok(&["mirror", "del", "m1"]);
+    assert!(h[2].ping_eventually(&h[0].ip), "the port forwards again");
+}
