@@ -80,7 +80,8 @@ fn parse_ms(value: &str) -> Result<Duration, String> {
     if !(0.0..=60.0).contains(&secs) {
         return Err("expected 0 to 60 seconds".to_owned());
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Whole microseconds: what `port show` prints is what was set.
+    Ok(Duration::from_micros((secs * 1e6).round() as u64))
 }
 
 fn print_ms(d: Duration) -> String {

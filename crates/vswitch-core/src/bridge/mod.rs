@@ -442,7 +442,8 @@ impl Bridge {
             return Verdict::Drop(DropReason::InvalidSource);
         }
         if security.locked
-            && let Some(verdict) = self.locked(port, vlan, src, security.mab, now)
+            && let Some(verdict) =
+                self.locked(port, vlan, src, security.mab, security.max_macs, now)
         {
             return verdict;
         }
@@ -549,10 +550,15 @@ impl Bridge {
         vlan: u16,
         src: MacAddr,
         mab: bool,
+        max_macs: Option<u32>,
         now: Duration,
     ) -> Option<Verdict> {
-        match self.fdb.get(vlan, src) {
+        let entry = self.fdb.get(vlan, src);
+        let full = max_macs.is_some_and(|limit| self.fdb.port_len(port) >= limit as usize);
+        match entry {
             Some((p, _, true)) if p == port => None,
+            // A new locked entry counts against max-macs like a learned one.
+            None if mab && full => Some(Verdict::Drop(DropReason::MacLimit)),
             _ if mab && self.fdb.lock(vlan, src, port, now) => {
                 Some(Verdict::Alert(Alert::Locked {
                     port,
@@ -618,8 +624,11 @@ impl Bridge {
                     state.at_mac_limit = false;
                 }
                 if security.sticky {
-                    // A table full of static entries keeps the MAC unlearned, as for learning.
-                    let _ = self.fdb.add_sticky(vlan, src, port);
+                    // A static entry elsewhere stays where the operator put it (learning never
+                    // moves one); a table full of static entries keeps the MAC unlearned.
+                    if !entry.is_some_and(|(_, _, is_static)| is_static) {
+                        let _ = self.fdb.add_sticky(vlan, src, port);
+                    }
                     return None;
                 }
             }
