@@ -329,7 +329,8 @@ soak() { # MINUTES
   mac3=$(ip -n "$P-h3" -br link show "${P}t3" | awk '{print $3}')
   ip netns exec "$P-h1" ping -i 0.01 -W 1 -q 10.77.0.2 >"$WORK/ping.txt" 2>&1 &
   local pinger=$!
-  ip netns exec "$P-h2" iperf3 -s -D -p 5298 >/dev/null 2>&1
+  ip netns exec "$P-h2" iperf3 -s -p 5298 >/dev/null 2>&1 &
+  local server=$!
   min=$(rss_kib); max=$min
   end=$(( $(date +%s) + minutes * 60 ))
   while [ "$(date +%s)" -lt "$end" ]; do
@@ -350,6 +351,8 @@ soak() { # MINUTES
     cycles=$((cycles + 1))
   done
   kill -INT "$pinger"; wait "$pinger" || true
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
   local sent lost
   sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$WORK/ping.txt")
   lost=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$WORK/ping.txt")
