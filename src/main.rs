@@ -74,6 +74,9 @@ fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     for entry in &config.static_macs {
         switch.add_static_mac(entry).map_err(anyhow::Error::msg)?;
     }
+    for mirror in &config.mirrors {
+        switch.add_mirror(mirror).map_err(anyhow::Error::msg)?;
+    }
     if let Some(path) = &args.config {
         let (path, args) = (path.clone(), args.clone());
         let load = Box::new(move || args.config().map_err(|e| e.to_string()));

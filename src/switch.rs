@@ -11,8 +11,12 @@ use log::{debug, info, warn};
 use mio::{Registry, Token};
 
 use crate::bridge::{Bridge, BridgeConfig, LinkState, PortConfig, PortId, PortStats, VlanMode};
-use crate::config::{ArpBinding, Config, OwnAddress, PortSettings, PortSpec, StaticMac};
+use crate::config::{
+    ArpBinding, Config, MirrorConfig, OwnAddress, PortSettings, PortSpec, StaticMac,
+};
 use crate::datapath::Datapath;
+use crate::datapath::mirror::MirrorSpec;
+use crate::datapath::taps::Direction;
 use crate::port::internal::{self, InternalPort};
 use crate::port::{self, Port, PortKind, Target};
 
@@ -284,6 +288,34 @@ impl Switch {
         self.bridge_mut()
             .add_arp_static(port, binding.vlan, binding.ip, binding.mac)
             .map_err(|e| format!("static ARP binding for {}: {e}", binding.ip))
+    }
+
+    /// Adds a port mirror given by port names (from the config file or `mirror add`).
+    pub fn add_mirror(&mut self, mirror: &MirrorConfig) -> Result<(), String> {
+        mirror
+            .check()
+            .map_err(|e| format!("mirror {}: {e}", mirror.name))?;
+        let id = |name: &str| {
+            self.port_id(name)
+                .ok_or_else(|| format!("mirror {}: no port named {name:?}", mirror.name))
+        };
+        let spec = MirrorSpec {
+            name: mirror.name.clone(),
+            from: mirror
+                .from
+                .iter()
+                .map(|p| id(p))
+                .collect::<Result<_, _>>()?,
+            direction: match mirror.direction.as_str() {
+                "rx" => Some(Direction::Rx),
+                "tx" => Some(Direction::Tx),
+                _ => None,
+            },
+            to: id(&mirror.to)?,
+        };
+        self.datapath
+            .add_mirror(spec)
+            .map_err(|e| format!("mirror {}: {e}", mirror.name))
     }
 
     /// Adds a static MAC entry from the config file.

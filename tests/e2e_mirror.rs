@@ -58,3 +58,27 @@ fn a_mirror_copies_both_directions_and_its_output_forwards_nothing() {
     lab.ctl_ok(&["mirror", "del", "m1"]);
     assert!(h[2].ping_eventually(&h[0].ip), "the port forwards again");
 }
+
+#[test]
+fn a_mirror_in_the_config_file_starts_and_reloads() {
+    if !root_or_skip("mirror_config") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let (t1, t2, t3) = (lab.tap(1), lab.tap(2), lab.tap(3));
+    let file = lab.dir.join("sw.toml");
+    let with_mirror = format!("[[mirror]]\nname = \"m1\"\nfrom = \"{t1}\"\nto = \"{t3}\"\n");
+    std::fs::write(&file, &with_mirror).unwrap();
+    let mut args = vec!["--config".to_owned(), file.display().to_string()];
+    for t in [&t1, &t2, &t3] {
+        args.push("--port".to_owned());
+        args.push(t.clone());
+    }
+    lab.launch(args, &[1, 2, 3]);
+    let list = lab.ctl_json(&["mirror", "list"]);
+    assert_eq!(list[0]["name"], "m1", "{list}");
+    assert_eq!(list[0]["to"], t3.as_str());
+    std::fs::write(&file, "").unwrap();
+    lab.ctl_ok(&["reload"]);
+    assert_eq!(lab.ctl_json(&["mirror", "list"]), serde_json::json!([]));
+}

@@ -13,8 +13,8 @@ use toml::Spanned;
 use super::spec::{PortSpec, check_port_name};
 use super::{
     ArpBinding, BUSY_POLL_RANGE, ConfigError, MAC_AGEING_RANGE, MAC_MOVE_SECS_RANGE,
-    MAC_TABLE_SIZE_RANGE, MacMoveLimit, StaticMac, parse_cidr, parse_move_limit, parse_own_mac,
-    parse_switch_name,
+    MAC_TABLE_SIZE_RANGE, MacMoveLimit, MirrorConfig, StaticMac, parse_cidr, parse_move_limit,
+    parse_own_mac, parse_switch_name,
 };
 use crate::port::{PortKind, Target};
 use crate::wire::MacAddr;
@@ -38,6 +38,7 @@ pub(super) struct FileConfig {
     pub(super) ports: Vec<PortSpec>,
     pub(super) arp_bindings: Vec<ArpBinding>,
     pub(super) static_macs: Vec<StaticMac>,
+    pub(super) mirrors: Vec<MirrorConfig>,
 }
 
 /// The file as TOML lays it out; spans locate errors.
@@ -62,6 +63,18 @@ struct RawFile {
     arp: Vec<Spanned<RawArp>>,
     #[serde(default)]
     fdb: Vec<Spanned<RawFdb>>,
+    #[serde(default)]
+    mirror: Vec<Spanned<RawMirror>>,
+}
+
+/// A port mirror: `[[mirror]]` with `name`, `from` (a port or a list), `to`, `direction`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMirror {
+    name: String,
+    from: OneOrMany,
+    to: String,
+    direction: Option<String>,
 }
 
 /// A static MAC entry: `[[fdb]]` with `port`, `mac`, `vlan` (what `vswitchctl fdb save`
@@ -329,6 +342,31 @@ impl FileConfig {
                 vlan: f.vlan,
             });
         }
+        let mut mirrors: Vec<MirrorConfig> = Vec::new();
+        for entry in raw.mirror {
+            let at = entry.span().start;
+            let m = entry.into_inner();
+            let from = match m.from {
+                OneOrMany::One(s) => s.split(',').map(str::to_owned).collect(),
+                OneOrMany::Many(l) => l,
+            };
+            let mirror = MirrorConfig {
+                name: m.name,
+                from,
+                to: m.to,
+                direction: m.direction.unwrap_or_else(|| "both".to_owned()),
+            };
+            mirror
+                .check()
+                .map_err(|e| fail(at, format!("mirror {:?}: {e}", mirror.name)))?;
+            if mirrors.iter().any(|o| o.name == mirror.name) {
+                return Err(fail(
+                    at,
+                    format!("mirror {} is listed more than once", mirror.name),
+                ));
+            }
+            mirrors.push(mirror);
+        }
         let mac_move_limit = match raw.mac_move_limit {
             None => None,
             Some(v) => Some(
@@ -356,6 +394,7 @@ impl FileConfig {
             ports,
             arp_bindings,
             static_macs,
+            mirrors,
         })
     }
 }

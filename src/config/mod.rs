@@ -124,6 +124,8 @@ pub enum ConfigError {
     UnknownArpPort { ip: Ipv4Addr, port: String },
     #[error("static MAC entry for {mac} names port {port}, which is not configured")]
     UnknownFdbPort { mac: MacAddr, port: String },
+    #[error("mirror {mirror} names port {port}, which is not configured")]
+    UnknownMirrorPort { mirror: String, port: String },
     #[error("{path}: line {line}: {message}")]
     File {
         path: PathBuf,
@@ -175,6 +177,42 @@ pub struct StaticMac {
     pub vlan: u16,
 }
 
+/// A port mirror from the config file (`[[mirror]]`), by port names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorConfig {
+    pub name: String,
+    pub from: Vec<String>,
+    pub to: String,
+    /// `rx`, `tx` or `both`.
+    pub direction: String,
+}
+
+impl MirrorConfig {
+    /// What can be checked without the ports: a name, sources, a known direction, an output
+    /// that is not a source.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("needs a name".to_owned());
+        }
+        if self.from.is_empty() || self.from.iter().any(String::is_empty) {
+            return Err("from: needs one or more port names".to_owned());
+        }
+        if !matches!(self.direction.as_str(), "rx" | "tx" | "both") {
+            return Err(format!(
+                "direction {:?}: expected rx, tx or both",
+                self.direction
+            ));
+        }
+        if self.from.contains(&self.to) {
+            return Err(format!(
+                "{} cannot be both a source and the output",
+                self.to
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The switch's own addresses (`--ip`), on an internal port of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnAddress {
@@ -209,6 +247,8 @@ pub struct Config {
     pub arp_bindings: Vec<ArpBinding>,
     /// Static MAC entries (`[[fdb]]`).
     pub static_macs: Vec<StaticMac>,
+    /// Port mirrors (`[[mirror]]`).
+    pub mirrors: Vec<MirrorConfig>,
     /// The switch's own address, if it has one.
     pub own: Option<OwnAddress>,
 }
@@ -296,6 +336,19 @@ impl Config {
         {
             return Err(ConfigError::OwnPortName(p.name.to_string()));
         }
+        for mirror in &from_file.mirrors {
+            if let Some(port) = mirror
+                .from
+                .iter()
+                .chain([&mirror.to])
+                .find(|p| !ports.iter().any(|q| q.name == p.as_str()))
+            {
+                return Err(ConfigError::UnknownMirrorPort {
+                    mirror: mirror.name.clone(),
+                    port: port.clone(),
+                });
+            }
+        }
         for entry in &from_file.static_macs {
             if !ports.iter().any(|p| p.name == entry.port) {
                 return Err(ConfigError::UnknownFdbPort {
@@ -324,6 +377,7 @@ impl Config {
             seed: overrides.seed.or(from_file.seed),
             arp_bindings: from_file.arp_bindings,
             static_macs: from_file.static_macs,
+            mirrors: from_file.mirrors,
             own,
         })
     }

@@ -12,8 +12,7 @@ use super::{
     PortShowReply, PortStatsRow, Request, ShowReply,
 };
 use crate::bridge::{Mark, PortId, PortStats};
-use crate::config::{PortSpec, split_options};
-use crate::datapath::mirror::MirrorSpec;
+use crate::config::{MirrorConfig, PortSpec, split_options};
 use crate::datapath::taps::Direction;
 use crate::switch::Switch;
 use crate::wire::vlan::MAX_VID;
@@ -155,31 +154,17 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
             direction,
             to,
         } => {
-            let direction = match direction.as_deref() {
-                None | Some("both") => None,
-                Some("rx") => Some(Direction::Rx),
-                Some("tx") => Some(Direction::Tx),
-                Some(d) => return Err(format!("direction {d:?}: expected rx, tx or both")),
-            };
-            if from.is_empty() {
-                return Err("a mirror needs at least one source port (--from)".to_owned());
-            }
-            let spec = MirrorSpec {
+            let mirror = MirrorConfig {
                 name: name.clone(),
-                from: from
-                    .iter()
-                    .map(|p| port_id(switch, p))
-                    .collect::<Result<_, _>>()?,
-                direction,
-                to: port_id(switch, &to)?,
+                from,
+                to,
+                direction: direction.unwrap_or_else(|| "both".to_owned()),
             };
-            switch
-                .datapath_mut()
-                .add_mirror(spec)
-                .map_err(|e| format!("mirror {name}: {e}"))?;
+            switch.add_mirror(&mirror)?;
             info!(
-                "mirror {name}: {} -> {to}, added by a control client",
-                from.join(",")
+                "mirror {name}: {} -> {}, added by a control client",
+                mirror.from.join(","),
+                mirror.to
             );
             to_value(mirror_rows(switch))
         }

@@ -125,6 +125,20 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
             reply.failed.push(e);
         }
     }
+    // Mirrors that left the file or changed go; new and changed ones are (re)added (a
+    // replaced port took its mirrors with it).
+    for mirror in old.mirrors.iter().filter(|m| !new.mirrors.contains(m)) {
+        switch.datapath_mut().remove_mirror(&mirror.name);
+    }
+    for mirror in &new.mirrors {
+        let present = switch
+            .datapath()
+            .mirrors()
+            .any(|(spec, _)| spec.name == mirror.name);
+        if !present && let Err(e) = switch.add_mirror(mirror) {
+            reply.failed.push(e);
+        }
+    }
     if new.own != old.own {
         reply
             .needs_restart

@@ -227,3 +227,23 @@ fn static_macs_and_mac_move_damping_in_the_file() {
             == Some(crate::config::MacMoveLimit::Off)
     );
 }
+
+#[test]
+fn mirrors_in_the_file() {
+    let f = parse(
+        "[[port]]\nname = \"a\"\n[[port]]\nname = \"b\"\n[[port]]\nname = \"c\"\n\n\
+         [[mirror]]\nname = \"m1\"\nfrom = [\"a\", \"b\"]\nto = \"c\"\ndirection = \"rx\"\n",
+    )
+    .unwrap();
+    assert_eq!(f.mirrors.len(), 1);
+    assert_eq!(f.mirrors[0].from, ["a", "b"]);
+    assert_eq!(f.mirrors[0].direction, "rx");
+    let (line, msg) = file_error("\n[[mirror]]\nname = \"m\"\nfrom = \"a\"\nto = \"a\"\n");
+    assert!(
+        line == 2 && msg.contains("both a source and the output"),
+        "{line} {msg}"
+    );
+    let (_, msg) =
+        file_error("[[mirror]]\nname = \"m\"\nfrom = \"a\"\nto = \"b\"\ndirection = \"up\"\n");
+    assert!(msg.contains("expected rx, tx or both"), "{msg}");
+}
