@@ -278,6 +278,8 @@ struct Run {
     limit_kept: Vec<bool>,
     /// Per port: its settings were changed since it was attached.
     reconfigured: Vec<bool>,
+    /// MACs MAC-move damping pinned to their home port (VLAN, MAC).
+    pinned: Vec<(u16, MacAddr)>,
 }
 
 impl Run {
@@ -470,7 +472,12 @@ impl Run {
                     "learned bindings guard guarded ports"
                 );
             }
-            Verdict::Alert(alert) => self.check_alert(port, &cin, vlan, src, alert),
+            Verdict::Alert(alert) => {
+                self.check_alert(port, &cin, vlan, src, alert);
+                if let Alert::MacFlap { vlan, mac, .. } = alert {
+                    self.pinned.push((vlan, mac));
+                }
+            }
         }
     }
 
@@ -661,6 +668,13 @@ impl Run {
         }
     }
 
+    /// Whether MAC-move damping pinned this entry's MAC to its port, past the port's lock or
+    /// max-macs (a known finding).
+    fn pinned_by_damping(&self, e: &FdbEntry) -> bool {
+        known("mac-flap-pin-ignores-the-home-ports-lock-and-max-macs")
+            && self.pinned.contains(&(e.vlan, e.mac))
+    }
+
     /// What holds after every step: the tables within their bounds, entries only on attached
     /// ports, learned entries only in VLANs their port is in, `max-macs` kept.
     fn check_tables(&self) {
@@ -707,15 +721,27 @@ impl Run {
                 "ARP binding {e:?} on a port that is gone"
             );
         }
+        for e in fdb.entries(self.now) {
+            // A locked port holds static entries and MAB's locked ones: nothing that forwards
+            // without an operator's say.
+            let locked = self.cfg(e.port).is_some_and(|c| c.security.locked);
+            let unauthorised = locked && e.age.is_some() && e.mark == Mark::Plain;
+            if !(unauthorised && self.pinned_by_damping(&e)) {
+                assert!(
+                    !unauthorised,
+                    "locked port {} holds learned entry {e:?}",
+                    e.port
+                );
+            }
+        }
         for (i, &kept) in self.limit_kept.iter().enumerate() {
             let port = PortId(i as u16);
             if let Some(limit) = self.cfg(port).and_then(|c| c.security.max_macs)
                 && kept
             {
-                let mab = known("mab-ignores-max-macs");
                 let entries: Vec<FdbEntry> = fdb
                     .entries(self.now)
-                    .filter(|e| e.port == port && !(mab && e.mark == Mark::Locked))
+                    .filter(|e| e.port == port && !self.pinned_by_damping(e))
                     .collect();
                 assert!(
                     entries.len() <= limit as usize,
@@ -750,6 +776,7 @@ pub fn bridge(data: &[u8]) {
         ports: 2 + inp.below(4),
         limit_kept: Vec::new(),
         reconfigured: Vec::new(),
+        pinned: Vec::new(),
     };
     for i in 0..run.ports {
         let local = i + 1 == run.ports && opts & 4 != 0;

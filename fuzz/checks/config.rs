@@ -50,6 +50,7 @@ pub fn config_file(data: &[u8]) {
         Err(
             ConfigError::UnknownArpPort { .. }
             | ConfigError::UnknownFdbPort { .. }
+            | ConfigError::UnknownMirrorPort { .. }
             | ConfigError::OwnPortName(_),
         ) => {}
         Err(e) => panic!("a config file gave {e:?}"),
@@ -88,6 +89,22 @@ fn check_config(config: &Config) {
     for m in &config.static_macs {
         assert!(config.ports.iter().any(|p| p.name == m.port));
         assert!(m.mac.is_learnable_source() && m.vlan <= 4094);
+    }
+    for m in &config.mirrors {
+        let configured = |name: &String| config.ports.iter().any(|p| &p.name == name);
+        assert!(
+            configured(&m.to) && m.from.iter().all(configured),
+            "mirror {m:?}"
+        );
+        assert!(
+            !m.from.contains(&m.to),
+            "mirror {} to one of its sources",
+            m.name
+        );
+        assert!(
+            matches!(m.direction.as_str(), "rx" | "tx" | "both"),
+            "mirror {m:?}"
+        );
     }
     if let Some(own) = &config.own {
         assert!(!own.ips.is_empty() && own.mac.is_learnable_source() && own.vlan <= 4094);

@@ -55,7 +55,7 @@ pub struct Finding {
 /// so the fuzzers and CI's replay look past it for others; `tests/fuzz_replay.rs` checks that
 /// each still fails without that allowance. When a fix lands, remove its entry here: its input
 /// stays in the corpus as a regression test.
-pub const KNOWN: [Finding; 5] = [
+pub const KNOWN: [Finding; 6] = [
     Finding {
         name: "mac-flap-drops-frame-from-home",
         target: "bridge",
@@ -80,6 +80,11 @@ pub const KNOWN: [Finding; 5] = [
         name: "own-port-answers-isolated-ports",
         target: "bridge",
         input: "finding-own-port-answers-isolated-ports",
+    },
+    Finding {
+        name: "mac-flap-pin-ignores-the-home-ports-lock-and-max-macs",
+        target: "bridge",
+        input: "finding-mac-flap-pin-ignores-the-home-ports-lock-and-max-macs",
     },
 ];
 
