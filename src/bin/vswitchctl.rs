@@ -36,14 +36,7 @@ fn main() -> ExitCode {
         .and_then(|mut client| client.call(&args.command.request()));
     let value = match result {
         Ok(value) => value,
-        Err(e @ ClientError::Refused(_)) => {
-            eprintln!("vswitchctl: {e}");
-            return ExitCode::from(REFUSED);
-        }
-        Err(e) => {
-            eprintln!("vswitchctl: {e}");
-            return ExitCode::from(UNREACHABLE);
-        }
+        Err(e) => return failed(&e),
     };
     let value = args.command.arrange(value);
     let partial = args.command.partly_failed(&value);
@@ -109,14 +102,7 @@ fn capture(args: &CtlArgs, path: &std::path::Path, write: &str) -> ExitCode {
             eprintln!("vswitchctl: {packets} packets captured");
             ExitCode::SUCCESS
         }
-        Err(e @ ClientError::Refused(_)) => {
-            eprintln!("vswitchctl: {e}");
-            ExitCode::from(REFUSED)
-        }
-        Err(e) => {
-            eprintln!("vswitchctl: {e}");
-            ExitCode::from(UNREACHABLE)
-        }
+        Err(e) => failed(&e),
     }
 }
 
@@ -145,13 +131,15 @@ fn rates(args: &CtlArgs, path: &std::path::Path, secs: u64) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e @ ClientError::Refused(_)) => {
-            eprintln!("vswitchctl: {e}");
-            ExitCode::from(REFUSED)
-        }
-        Err(e) => {
-            eprintln!("vswitchctl: {e}");
-            ExitCode::from(UNREACHABLE)
-        }
+        Err(e) => failed(&e),
+    }
+}
+
+/// Says why a call failed; the exit status tells a refusal from an unreachable daemon.
+fn failed(e: &ClientError) -> ExitCode {
+    eprintln!("vswitchctl: {e}");
+    match e {
+        ClientError::Refused(_) => ExitCode::from(REFUSED),
+        _ => ExitCode::from(UNREACHABLE),
     }
 }
