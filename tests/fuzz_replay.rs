@@ -38,23 +38,3 @@ fn every_corpus_file_passes_its_targets_checks() {
     checks::remove_config_file();
     eprintln!("replayed {replayed} corpus files");
 }
-
-#[test]
-fn known_findings_still_fail_their_checks() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    for finding in checks::KNOWN {
-        let (_, check) = checks::TARGETS
-            .into_iter()
-            .find(|(name, _)| *name == finding.target)
-            .expect("a finding of a known target");
-        let file = root.join(finding.target).join(finding.input);
-        let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let outcome = std::panic::catch_unwind(|| checks::strict(|| check(&data)));
-        assert!(
-            outcome.is_err(),
-            "finding {} passes its checks now: if its fix landed, remove it from KNOWN in \
-             fuzz/checks/mod.rs (its input stays in the corpus as a regression test)",
-            finding.name
-        );
-    }
-}

@@ -13,7 +13,7 @@ use vswitch::bridge::{
 use vswitch::wire::MacAddr;
 use vswitch::wire::vlan as tag;
 
-use super::{Input, be16, known};
+use super::{Input, be16};
 
 /// VLANs ports are configured with; frames also carry 0, 100 (no port has it) and 4095.
 const VIDS: [u16; 4] = [1, 10, 20, 4094];
@@ -276,10 +276,6 @@ struct Run {
     /// Per port: its `max-macs` has held since it was attached, with no static entry added
     /// and no settings changed since, so it must hold now.
     limit_kept: Vec<bool>,
-    /// Per port: its settings were changed since it was attached.
-    reconfigured: Vec<bool>,
-    /// MACs MAC-move damping pinned to their home port (VLAN, MAC).
-    pinned: Vec<(u16, MacAddr)>,
 }
 
 impl Run {
@@ -358,12 +354,6 @@ impl Run {
         }
         for e in &statics {
             let now = self.bridge.fdb().get(e.vlan, e.mac);
-            let taken = cin.security.sticky
-                && (e.vlan, e.mac) == (vlan, src)
-                && now == Some((port, Mark::Sticky, true));
-            if taken && known("sticky-port-takes-static-entry") {
-                continue;
-            }
             assert_eq!(
                 now,
                 Some((e.port, e.mark, true)),
@@ -387,19 +377,15 @@ impl Run {
                 let cout = self
                     .cfg(out)
                     .expect("forwarded to a port that is not attached");
-                if !known("forwarded-to-a-mirror-output") {
-                    assert!(!cout.mirror_dest, "forwarded to mirror output {out}");
-                }
+                assert!(!cout.mirror_dest, "forwarded to mirror output {out}");
                 assert_eq!(Some(egress), egress_of(&cout.vlan, v), "egress on {out}");
                 assert_eq!(self.bridge.egress(out, v), Some(egress));
                 let own_port_arp = dst.is_multicast();
                 let isolated = cin.flags.isolated && cout.flags.isolated;
-                if !(isolated && own_port_arp && known("own-port-answers-isolated-ports")) {
-                    assert!(
-                        !isolated,
-                        "isolated port {port} reached isolated port {out} (to {dst})"
-                    );
-                }
+                assert!(
+                    !isolated,
+                    "isolated port {port} reached isolated port {out} (to {dst})"
+                );
                 if own_port_arp {
                     // Only an ARP request for the switch's own address goes to one port.
                     let arp = arp.expect("a broadcast forwarded to one port is ARP");
@@ -472,12 +458,7 @@ impl Run {
                     "learned bindings guard guarded ports"
                 );
             }
-            Verdict::Alert(alert) => {
-                self.check_alert(port, &cin, vlan, src, alert);
-                if let Alert::MacFlap { vlan, mac, .. } = alert {
-                    self.pinned.push((vlan, mac));
-                }
-            }
+            Verdict::Alert(alert) => self.check_alert(port, &cin, vlan, src, alert),
         }
     }
 
@@ -592,6 +573,10 @@ impl Run {
                     "same_port to {out:?}"
                 );
             }
+            DropReason::MirrorPort => {
+                let to = out.and_then(|p| self.cfg(p)).expect("a known destination");
+                assert!(to.mirror_dest, "mirror_port drop to {out:?}");
+            }
             DropReason::Isolated => {
                 let to = out.and_then(|p| self.cfg(p)).expect("a known destination");
                 assert!(cin.flags.isolated && to.flags.isolated);
@@ -652,12 +637,10 @@ impl Run {
                 port: p,
             } => {
                 assert_eq!((v, mac, p), (vlan, src, port));
-                if !(home == port && known("mac-flap-drops-frame-from-home")) {
-                    assert_ne!(
-                        home, port,
-                        "a frame from the port {src} is pinned to dropped"
-                    );
-                }
+                assert_ne!(
+                    home, port,
+                    "a frame from the port {src} is pinned to dropped"
+                );
                 assert!(self.bridge.config().mac_move.is_some());
                 assert_eq!(
                     self.bridge.fdb().lookup(vlan, src),
@@ -668,13 +651,6 @@ impl Run {
         }
     }
 
-    /// Whether MAC-move damping pinned this entry's MAC to its port, past the port's lock or
-    /// max-macs (a known finding).
-    fn pinned_by_damping(&self, e: &FdbEntry) -> bool {
-        known("mac-flap-pin-ignores-the-home-ports-lock-and-max-macs")
-            && self.pinned.contains(&(e.vlan, e.mac))
-    }
-
     /// What holds after every step: the tables within their bounds, entries only on attached
     /// ports, learned entries only in VLANs their port is in, `max-macs` kept.
     fn check_tables(&self) {
@@ -682,32 +658,20 @@ impl Run {
         let capacity = self.bridge.config().mac_table_size;
         assert_eq!(fdb.capacity(), capacity);
         let arp: Vec<ArpEntry> = self.bridge.arp().entries(self.now).collect();
-        let arp_statics = arp.iter().filter(|e| e.age.is_none()).count();
-        // A table shrunk below its static entries keeps them all (and learns nothing more).
-        let (fdb_cap, arp_cap) = if known("static-entries-hold-a-shrunk-table-over-its-cap") {
-            (capacity.max(fdb.static_len()), capacity.max(arp_statics))
-        } else {
-            (capacity, capacity)
-        };
         assert!(
-            fdb.len() <= fdb_cap,
+            fdb.len() <= capacity,
             "MAC table over its cap of {capacity}: {} entries, {} static",
             fdb.len(),
             fdb.static_len()
         );
         assert!(
-            arp.len() <= arp_cap,
+            arp.len() <= capacity,
             "ARP table over its cap of {capacity}: {arp:?}"
         );
         for e in fdb.entries(self.now) {
             let cfg = self.cfg(e.port);
             assert!(cfg.is_some(), "MAC entry {e:?} on a port that is gone");
-            // MAC-move damping pins a MAC to the port it came from, even if that port left
-            // the VLAN since.
-            let pinned_home = self.reconfigured[e.port.index()]
-                && self.bridge.config().mac_move.is_some()
-                && known("mac-flap-pins-to-a-home-that-left-the-vlan");
-            if e.age.is_some() && !pinned_home {
+            if e.age.is_some() {
                 assert!(
                     self.bridge.egress(e.port, e.vlan).is_some(),
                     "learned entry {e:?} in a VLAN its port is not in ({:?})",
@@ -726,13 +690,11 @@ impl Run {
             // without an operator's say.
             let locked = self.cfg(e.port).is_some_and(|c| c.security.locked);
             let unauthorised = locked && e.age.is_some() && e.mark == Mark::Plain;
-            if !(unauthorised && self.pinned_by_damping(&e)) {
-                assert!(
-                    !unauthorised,
-                    "locked port {} holds learned entry {e:?}",
-                    e.port
-                );
-            }
+            assert!(
+                !unauthorised,
+                "locked port {} holds learned entry {e:?}",
+                e.port
+            );
         }
         for (i, &kept) in self.limit_kept.iter().enumerate() {
             let port = PortId(i as u16);
@@ -741,7 +703,7 @@ impl Run {
             {
                 let entries: Vec<FdbEntry> = fdb
                     .entries(self.now)
-                    .filter(|e| e.port == port && !self.pinned_by_damping(e))
+                    .filter(|e| e.port == port)
                     .collect();
                 assert!(
                     entries.len() <= limit as usize,
@@ -775,14 +737,11 @@ pub fn bridge(data: &[u8]) {
         now: Duration::ZERO,
         ports: 2 + inp.below(4),
         limit_kept: Vec::new(),
-        reconfigured: Vec::new(),
-        pinned: Vec::new(),
     };
     for i in 0..run.ports {
         let local = i + 1 == run.ports && opts & 4 != 0;
         let cfg = port_config(&mut inp, local);
         run.limit_kept.push(true);
-        run.reconfigured.push(false);
         assert_eq!(run.bridge.attach(cfg), Ok(PortId(i as u16)));
     }
     for _ in 0..256 {
@@ -812,7 +771,6 @@ pub fn bridge(data: &[u8]) {
                     cfg.vlan = old.vlan.clone();
                 }
                 run.limit_kept[port.index()] = false;
-                run.reconfigured[port.index()] = true;
                 assert!(run.bridge.set_port_config(port, cfg.clone()));
                 let learned = run.bridge.fdb().port_learned(port);
                 if old.vlan != cfg.vlan || (!old.security.locked && cfg.security.locked) {
@@ -874,7 +832,6 @@ pub fn bridge(data: &[u8]) {
                     "the lowest free number again"
                 );
                 run.limit_kept[port.index()] = true;
-                run.reconfigured[port.index()] = false;
             }
             14 => {
                 let port = PortId(inp.below(run.ports + 1) as u16);
@@ -894,8 +851,22 @@ pub fn bridge(data: &[u8]) {
                     arp_suppress: inp.bit(),
                     mac_move: run.bridge.config().mac_move,
                 };
-                run.bridge.set_config(config);
-                assert_eq!(run.bridge.config(), config);
+                let before = run.bridge.config();
+                let arp_statics = run
+                    .bridge
+                    .arp()
+                    .entries(run.now)
+                    .filter(|e| e.age.is_none())
+                    .count();
+                let statics = run.bridge.fdb().static_len().max(arp_statics);
+                match run.bridge.set_config(config) {
+                    Ok(()) => assert_eq!(run.bridge.config(), config),
+                    Err(e) => {
+                        assert_eq!((e.size, e.statics), (config.mac_table_size, statics));
+                        assert!(e.size < e.statics);
+                        assert_eq!(run.bridge.config(), before, "a refused size changes nothing");
+                    }
+                }
             }
         }
         run.check_tables();

@@ -7,8 +7,6 @@
 //! Inputs are decoded by hand ([`Input`]): every byte string is an input, and reading past its
 //! end gives zeros, so every mutation the fuzzer makes reaches the code under test.
 
-use std::cell::Cell;
-
 mod bridge;
 mod config;
 mod control;
@@ -42,72 +40,6 @@ pub const TARGETS: [(&str, Check); 8] = [
     ("config_file", config_file),
     ("control_request", control_request),
 ];
-
-/// A bug a target found that is reported (`docs/reliability.md`, "Findings") and not fixed
-/// yet: its minimised input is `fuzz/corpus/TARGET/INPUT`.
-pub struct Finding {
-    pub name: &'static str,
-    pub target: &'static str,
-    pub input: &'static str,
-}
-
-/// Findings not fixed yet. The check that found one lets that case (and only that case) pass,
-/// so the fuzzers and CI's replay look past it for others; `tests/fuzz_replay.rs` checks that
-/// each still fails without that allowance. When a fix lands, remove its entry here: its input
-/// stays in the corpus as a regression test.
-pub const KNOWN: [Finding; 6] = [
-    Finding {
-        name: "mac-flap-drops-frame-from-home",
-        target: "bridge",
-        input: "finding-mac-flap-drops-frame-from-home",
-    },
-    Finding {
-        name: "static-entries-hold-a-shrunk-table-over-its-cap",
-        target: "bridge",
-        input: "finding-static-entries-hold-a-shrunk-table-over-its-cap",
-    },
-    Finding {
-        name: "mac-flap-pins-to-a-home-that-left-the-vlan",
-        target: "bridge",
-        input: "finding-mac-flap-pins-to-a-home-that-left-the-vlan",
-    },
-    Finding {
-        name: "forwarded-to-a-mirror-output",
-        target: "bridge",
-        input: "finding-forwarded-to-a-mirror-output",
-    },
-    Finding {
-        name: "own-port-answers-isolated-ports",
-        target: "bridge",
-        input: "finding-own-port-answers-isolated-ports",
-    },
-    Finding {
-        name: "mac-flap-pin-ignores-the-home-ports-lock-and-max-macs",
-        target: "bridge",
-        input: "finding-mac-flap-pin-ignores-the-home-ports-lock-and-max-macs",
-    },
-];
-
-thread_local! {
-    static STRICT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with no allowance for [`KNOWN`] findings: each must then fail its check.
-pub fn strict<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            STRICT.set(self.0);
-        }
-    }
-    let _reset = Reset(STRICT.replace(true));
-    f()
-}
-
-/// Whether the check that found the [`KNOWN`] finding `name` lets it pass.
-pub(crate) fn known(name: &str) -> bool {
-    !STRICT.get() && KNOWN.iter().any(|f| f.name == name)
-}
 
 /// The fuzzer's bytes, read front to back; past the end every read gives zeros.
 pub(crate) struct Input<'a>(&'a [u8]);

@@ -1,6 +1,7 @@
 //! `reload` and SIGHUP: re-read the config file and apply the difference to the running switch.
 
 use log::{info, warn};
+use vswitch_core::bridge::BridgeConfig;
 
 use super::ReloadReply;
 use crate::config::{Config, PortSpec};
@@ -87,9 +88,6 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
     }
     reply.unchanged.sort();
 
-    if new.bridge != old.bridge {
-        switch.bridge_mut().set_config(new.bridge);
-    }
     if new.seed != old.seed {
         switch.set_seed(new.seed);
     }
@@ -119,6 +117,20 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
         .filter(|e| !new.static_macs.contains(e))
     {
         switch.bridge_mut().remove_mac(entry.vlan, entry.mac);
+    }
+    // The table settings come after the statics that left and before the new ones, so that
+    // a file that both shrinks the table and drops entries fits.
+    if new.bridge != old.bridge
+        && let Err(e) = switch.bridge_mut().set_config(new.bridge)
+    {
+        reply
+            .failed
+            .push(format!("mac-table-size {e}; the table keeps its size"));
+        let kept = BridgeConfig {
+            mac_table_size: switch.bridge().config().mac_table_size,
+            ..new.bridge
+        };
+        let _ = switch.bridge_mut().set_config(kept);
     }
     for entry in &new.static_macs {
         if let Err(e) = switch.add_static_mac(entry) {
@@ -182,6 +194,8 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
         ctl_socket: old.ctl_socket,
         own: old.own,
         ports: attached,
+        // A refused table size is tried again at the next reload.
+        bridge: switch.bridge().config(),
         ..new
     });
     Ok(reply)

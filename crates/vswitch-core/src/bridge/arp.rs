@@ -127,6 +127,11 @@ impl Arp {
         self.table.is_empty()
     }
 
+    /// Static bindings in the table.
+    pub fn static_len(&self) -> usize {
+        self.table.static_len()
+    }
+
     pub fn counters(&self) -> ArpCounters {
         ArpCounters {
             table: self.table.counters(),

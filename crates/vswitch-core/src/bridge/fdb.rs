@@ -52,8 +52,9 @@ pub struct FdbEntry {
     pub mark: Mark,
 }
 
-/// MAC-move damping: a MAC that moves more than `moves` times within `window` seconds is
-/// pinned to the port it was on before the first of them for `hold` seconds.
+/// MAC-move damping: a MAC that moves away from its home (the port it was on before the first
+/// move) more than `moves` times within `window` seconds is pinned to that home for `hold`
+/// seconds. Moves back home do not count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MoveLimit {
     pub moves: u32,
@@ -188,14 +189,26 @@ impl Fdb {
 
     /// Records that `mac` was seen as a source on `port` at `now`, unless MAC-move damping
     /// holds it to another port. The caller has checked that the address is learnable
-    /// (unicast, not zero).
-    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: PortId, now: Duration) -> Learned {
+    /// (unicast, not zero). `can_hold(home, entries)` says whether a port, now holding
+    /// `entries` entries, may take the MAC in `vlan`: damping pins a MAC only to a home that
+    /// may (one in the VLAN, learning, not locked, under its `max-macs`).
+    pub fn learn(
+        &mut self,
+        vlan: u16,
+        mac: MacAddr,
+        port: PortId,
+        now: Duration,
+        can_hold: impl Fn(PortId, usize) -> bool,
+    ) -> Learned {
         let key = MacKey { vlan, mac };
+        // A locked entry is not where the MAC lives (it waits for authorisation), so leaving
+        // it is no move.
         if let Some(limit) = self.move_limit
-            && let Some((from, _, false)) = self.table.get(&key)
+            && let Some((from, mark, false)) = self.table.get(&key)
             && from != port
+            && mark != Mark::Locked
         {
-            let learned = self.damp(key, limit, from, now);
+            let learned = self.damp(key, limit, from, port, now, can_hold);
             if learned != Learned::Ok {
                 return learned;
             }
@@ -204,8 +217,18 @@ impl Fdb {
         Learned::Ok
     }
 
-    /// Counts a move of `key` away from `from`; pins it when it moves too often.
-    fn damp(&mut self, key: MacKey, limit: MoveLimit, from: PortId, now: Duration) -> Learned {
+    /// Counts a move of `key` from `from` to `to`; pins it to its home when it moves too often.
+    /// Only moves away from home count, so the move that crosses the limit never comes from
+    /// home, and a frame from home is never dropped.
+    fn damp(
+        &mut self,
+        key: MacKey,
+        limit: MoveLimit,
+        from: PortId,
+        to: PortId,
+        now: Duration,
+        can_hold: impl Fn(PortId, usize) -> bool,
+    ) -> Learned {
         if self.moves.len() >= MAX_TRACKED && !self.moves.contains_key(&key) {
             return Learned::Ok;
         }
@@ -217,21 +240,38 @@ impl Fdb {
         };
         let track = self.moves.entry(key).or_insert(fresh);
         match track.pinned_until {
-            Some(until) if now < until => return Learned::Pinned { home: track.home },
+            Some(until) if now < until && to != track.home => {
+                return Learned::Pinned { home: track.home };
+            }
+            Some(until) if now < until => return Learned::Ok,
             Some(_) => *track = fresh,
             None if now.saturating_sub(track.since) > Duration::from_secs(limit.window.into()) => {
                 *track = fresh
             }
             None => {}
         }
+        if to == track.home {
+            return Learned::Ok;
+        }
         track.count += 1;
         if track.count <= limit.moves {
             return Learned::Ok;
         }
-        track.pinned_until = Some(now + Duration::from_secs(limit.hold.into()));
         let home = track.home;
+        if !can_hold(home, self.table.port_len(home)) {
+            // Home can no longer take the MAC: count again from where it is now.
+            *track = Moves { home: to, ..fresh };
+            return Learned::Ok;
+        }
+        track.pinned_until = Some(now + Duration::from_secs(limit.hold.into()));
         self.table.learn(key, Mark::Plain, home, now);
         Learned::Flapping { home }
+    }
+
+    /// Forgets the moves of MACs whose home is `port` (its settings changed, so it may no
+    /// longer be a place to pin them).
+    pub fn forget_moves(&mut self, port: PortId) {
+        self.moves.retain(|_, m| m.home != port);
     }
 
     /// Creates (or refreshes) a locked entry for an unknown source on a locked port with MAB;
@@ -290,7 +330,7 @@ impl Fdb {
 
     /// Removes every entry of `port`, static ones included, and the pins to it.
     pub fn remove_port(&mut self, port: PortId) -> usize {
-        self.moves.retain(|_, m| m.home != port);
+        self.forget_moves(port);
         self.table.remove_port(port)
     }
 
@@ -348,12 +388,17 @@ mod tests {
     const P1: PortId = PortId(1);
     const P2: PortId = PortId(2);
 
+    /// Learns with every port able to hold a pinned MAC.
+    fn learn(fdb: &mut Fdb, vlan: u16, mac: MacAddr, port: PortId, now: Duration) -> Learned {
+        fdb.learn(vlan, mac, port, now, |_, _| true)
+    }
+
     #[test]
     fn learns_refreshes_and_moves() {
         let mut fdb = Fdb::new(16, 300);
-        fdb.learn(0, mac(1), P0, t(0));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
         assert_eq!((fdb.len(), fdb.counters().learned), (1, 1), "new");
-        fdb.learn(0, mac(1), P0, t(1));
+        learn(&mut fdb, 0, mac(1), P0, t(1));
         assert_eq!(
             fdb.counters(),
             FdbCounters {
@@ -363,7 +408,7 @@ mod tests {
         );
         assert_eq!(fdb.entries(t(1)).next().unwrap().age, Some(0), "refreshed");
         assert_eq!(fdb.lookup(0, mac(1)), Some(P0));
-        fdb.learn(0, mac(1), P1, t(2));
+        learn(&mut fdb, 0, mac(1), P1, t(2));
         assert_eq!(fdb.lookup(0, mac(1)), Some(P1), "moved");
         assert_eq!((fdb.port_len(P0), fdb.port_len(P1)), (0, 1));
         let c = fdb.counters();
@@ -373,8 +418,8 @@ mod tests {
     #[test]
     fn vlans_are_separate_keys() {
         let mut fdb = Fdb::new(16, 300);
-        fdb.learn(10, mac(1), P0, t(0));
-        fdb.learn(20, mac(1), P1, t(0));
+        learn(&mut fdb, 10, mac(1), P0, t(0));
+        learn(&mut fdb, 20, mac(1), P1, t(0));
         assert_eq!(fdb.lookup(10, mac(1)), Some(P0));
         assert_eq!(fdb.lookup(20, mac(1)), Some(P1));
         assert_eq!(fdb.lookup(0, mac(1)), None);
@@ -384,16 +429,16 @@ mod tests {
     #[test]
     fn ages_out_after_the_ageing_time_without_traffic() {
         let mut fdb = Fdb::new(16, 10);
-        fdb.learn(0, mac(1), P0, t(0));
-        fdb.learn(0, mac(2), P0, t(5));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
+        learn(&mut fdb, 0, mac(2), P0, t(5));
         // Seen in second 0, it lives through second 10 (at least 10 s whatever the fraction).
         assert_eq!(fdb.expire(t(10)), 0);
         assert_eq!(fdb.expire(t(11)), 1);
         assert_eq!(fdb.lookup(0, mac(1)), None);
         assert_eq!(fdb.lookup(0, mac(2)), Some(P0));
         // Traffic keeps an entry alive, and a refresh moves it behind younger ones.
-        fdb.learn(0, mac(3), P0, t(12));
-        fdb.learn(0, mac(2), P0, t(14));
+        learn(&mut fdb, 0, mac(3), P0, t(12));
+        learn(&mut fdb, 0, mac(2), P0, t(14));
         assert_eq!(fdb.expire(t(23)), 1);
         assert_eq!(fdb.lookup(0, mac(3)), None);
         assert_eq!(fdb.lookup(0, mac(2)), Some(P0));
@@ -405,7 +450,7 @@ mod tests {
     #[test]
     fn lookup_does_not_refresh() {
         let mut fdb = Fdb::new(16, 10);
-        fdb.learn(0, mac(1), P0, t(0));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
         for s in 1..=10 {
             assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "at {s}");
             assert_eq!(fdb.expire(t(s)), 0);
@@ -416,18 +461,18 @@ mod tests {
     #[test]
     fn full_table_evicts_oldest_entry_of_the_biggest_port() {
         let mut fdb = Fdb::new(4, 300);
-        fdb.learn(0, mac(100), P0, t(0));
-        fdb.learn(0, mac(200), P1, t(1));
-        fdb.learn(0, mac(1), P2, t(2));
-        fdb.learn(0, mac(2), P2, t(3));
+        learn(&mut fdb, 0, mac(100), P0, t(0));
+        learn(&mut fdb, 0, mac(200), P1, t(1));
+        learn(&mut fdb, 0, mac(1), P2, t(2));
+        learn(&mut fdb, 0, mac(2), P2, t(3));
         // Full. P2 holds the most: its oldest (mac 1) goes, though P0's entry is older.
-        fdb.learn(0, mac(3), P2, t(4));
+        learn(&mut fdb, 0, mac(3), P2, t(4));
         assert_eq!(fdb.len(), 4);
         assert_eq!(fdb.lookup(0, mac(1)), None);
         assert_eq!(fdb.lookup(0, mac(100)), Some(P0));
         assert_eq!(fdb.counters().evicted, 1);
         // A newcomer on another port also evicts from the biggest port.
-        fdb.learn(0, mac(300), P1, t(5));
+        learn(&mut fdb, 0, mac(300), P1, t(5));
         assert_eq!(fdb.lookup(0, mac(2)), None);
         assert_eq!(
             (fdb.port_len(P0), fdb.port_len(P1), fdb.port_len(P2)),
@@ -439,15 +484,15 @@ mod tests {
     fn random_mac_flood_from_one_port_cannot_push_out_the_others() {
         let mut fdb = Fdb::new(1000, 300);
         for i in 0..10 {
-            fdb.learn(0, mac(1_000_000 + i), P0, t(0));
-            fdb.learn(0, mac(2_000_000 + i), P1, t(0));
+            learn(&mut fdb, 0, mac(1_000_000 + i), P0, t(0));
+            learn(&mut fdb, 0, mac(2_000_000 + i), P1, t(0));
         }
         let mut x: u32 = 0x9e37_79b9;
         for step in 0..100_000u64 {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            fdb.learn(0, mac(x), P2, t(1 + step / 1000));
+            learn(&mut fdb, 0, mac(x), P2, t(1 + step / 1000));
         }
         for i in 0..10 {
             assert_eq!(fdb.lookup(0, mac(1_000_000 + i)), Some(P0));
@@ -461,8 +506,8 @@ mod tests {
     #[test]
     fn capacity_one_replaces_the_single_entry() {
         let mut fdb = Fdb::new(1, 300);
-        fdb.learn(0, mac(1), P0, t(0));
-        fdb.learn(0, mac(2), P1, t(0));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
+        learn(&mut fdb, 0, mac(2), P1, t(0));
         assert_eq!(fdb.len(), 1);
         assert_eq!(fdb.lookup(0, mac(2)), Some(P1));
         assert_eq!(fdb.lookup(0, mac(1)), None);
@@ -472,8 +517,8 @@ mod tests {
     fn remove_port_takes_only_its_entries() {
         let mut fdb = Fdb::new(16, 300);
         for i in 0..5 {
-            fdb.learn(0, mac(i), P0, t(0));
-            fdb.learn(0, mac(100 + i), P1, t(0));
+            learn(&mut fdb, 0, mac(i), P0, t(0));
+            learn(&mut fdb, 0, mac(100 + i), P1, t(0));
         }
         assert_eq!(fdb.remove_port(P0), 5);
         assert_eq!(fdb.remove_port(P2), 0);
@@ -482,7 +527,7 @@ mod tests {
         assert!((0..5).all(|i| fdb.lookup(0, mac(100 + i)) == Some(P1)));
         // Freed slots are reused rather than growing the slab.
         for i in 0..5 {
-            fdb.learn(0, mac(200 + i), P2, t(1));
+            learn(&mut fdb, 0, mac(200 + i), P2, t(1));
         }
         assert_eq!(fdb.table.slab_len(), 10);
     }
@@ -490,8 +535,8 @@ mod tests {
     #[test]
     fn remove_mac_and_entries_report_ages() {
         let mut fdb = Fdb::new(16, 300);
-        fdb.learn(7, mac(1), P0, t(3));
-        fdb.learn(0, mac(2), P1, t(5));
+        learn(&mut fdb, 7, mac(1), P0, t(3));
+        learn(&mut fdb, 0, mac(2), P1, t(5));
         let mut rows: Vec<_> = fdb.entries(t(10)).collect();
         rows.sort_by_key(|e| e.mac);
         assert_eq!(
@@ -521,18 +566,18 @@ mod tests {
     #[test]
     fn static_entries_never_age_move_flush_or_get_evicted() {
         let mut fdb = Fdb::new(3, 10);
-        fdb.learn(0, mac(1), P0, t(0));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
         fdb.add_static(0, mac(1), P1).unwrap();
         assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
-        fdb.learn(0, mac(1), P2, t(1));
+        learn(&mut fdb, 0, mac(1), P2, t(1));
         assert_eq!(fdb.lookup(0, mac(1)), Some(P1), "learning leaves it");
         assert_eq!(fdb.counters().moved, 0);
         assert_eq!(fdb.expire(t(1000)), 0);
         assert_eq!(fdb.flush(None), 0);
-        fdb.learn(0, mac(2), P1, t(1000));
-        fdb.learn(0, mac(3), P1, t(1000));
+        learn(&mut fdb, 0, mac(2), P1, t(1000));
+        learn(&mut fdb, 0, mac(3), P1, t(1000));
         // Full: a newcomer evicts a learned entry, never the static one.
-        fdb.learn(0, mac(4), P2, t(1000));
+        learn(&mut fdb, 0, mac(4), P2, t(1000));
         assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
         assert_eq!(fdb.lookup(0, mac(2)), None);
         assert_eq!((fdb.static_len(), fdb.port_len(P1)), (1, 2));
@@ -549,7 +594,7 @@ mod tests {
         fdb.add_static(0, mac(1), P0).unwrap();
         fdb.add_static(0, mac(2), P1).unwrap();
         assert_eq!(fdb.add_static(0, mac(3), P1), Err(TableFull));
-        fdb.learn(0, mac(4), P2, t(0));
+        learn(&mut fdb, 0, mac(4), P2, t(0));
         assert_eq!(
             (fdb.lookup(0, mac(4)), fdb.len()),
             (None, 2),
@@ -565,8 +610,8 @@ mod tests {
     fn flush_takes_learned_entries_of_one_port_or_all() {
         let mut fdb = Fdb::new(16, 300);
         for i in 0..3 {
-            fdb.learn(0, mac(i), P0, t(0));
-            fdb.learn(0, mac(10 + i), P1, t(0));
+            learn(&mut fdb, 0, mac(i), P0, t(0));
+            learn(&mut fdb, 0, mac(10 + i), P1, t(0));
         }
         fdb.add_static(0, mac(20), P0).unwrap();
         assert_eq!(fdb.flush(Some(P0)), 3);
@@ -582,10 +627,10 @@ mod tests {
     fn shrinking_the_capacity_evicts_fairly_and_ageing_can_change() {
         let mut fdb = Fdb::new(10, 300);
         for i in 0..6 {
-            fdb.learn(0, mac(i), P0, t(0));
+            learn(&mut fdb, 0, mac(i), P0, t(0));
         }
         for i in 0..4 {
-            fdb.learn(0, mac(10 + i), P1, t(0));
+            learn(&mut fdb, 0, mac(10 + i), P1, t(0));
         }
         fdb.set_capacity(6);
         assert_eq!((fdb.port_len(P0), fdb.port_len(P1)), (3, 3));
@@ -623,7 +668,7 @@ mod tests {
                         // The model does not know which entry fair eviction picks; accept the
                         // table's choice after checking it came from the biggest port.
                         let before: Vec<_> = (0..4).map(|p| fdb.port_len(PortId(p))).collect();
-                        fdb.learn(0, m, port, t(now));
+                        learn(&mut fdb, 0, m, port, t(now));
                         let max = *before.iter().max().unwrap();
                         let gone: Vec<_> = model
                             .keys()
@@ -634,7 +679,7 @@ mod tests {
                         assert_eq!(before[model[&gone[0]].0.index()], max);
                         model.remove(&gone[0]);
                     } else {
-                        fdb.learn(0, m, port, t(now));
+                        learn(&mut fdb, 0, m, port, t(now));
                     }
                     model.insert(m, (port, now as u32));
                 }
@@ -658,26 +703,26 @@ mod tests {
             window: 10,
             hold: 5,
         }));
-        fdb.learn(0, mac(1), P0, t(0));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
         // A loop: the MAC bounces between the two looped ports.
         let bounces = [P1, P2, P1];
         for p in bounces {
-            assert_eq!(fdb.learn(0, mac(1), p, t(1)), Learned::Ok);
+            assert_eq!(learn(&mut fdb, 0, mac(1), p, t(1)), Learned::Ok);
         }
         assert_eq!(
-            fdb.learn(0, mac(1), P2, t(1)),
+            learn(&mut fdb, 0, mac(1), P2, t(1)),
             Learned::Flapping { home: P0 }
         );
         assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "back home");
-        assert_eq!(fdb.learn(0, mac(1), P1, t(2)), Learned::Pinned { home: P0 });
+        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(2)), Learned::Pinned { home: P0 });
         assert_eq!(
-            fdb.learn(0, mac(1), P0, t(2)),
+            learn(&mut fdb, 0, mac(1), P0, t(2)),
             Learned::Ok,
             "home refreshes"
         );
         // After the hold it may move again.
         fdb.expire(t(7));
-        assert_eq!(fdb.learn(0, mac(1), P1, t(7)), Learned::Ok);
+        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(7)), Learned::Ok);
         assert_eq!(fdb.lookup(0, mac(1)), Some(P1));
     }
 
@@ -690,12 +735,72 @@ mod tests {
             hold: 5,
         }));
         for (i, p) in [P0, P1, P0, P1, P0, P1].into_iter().enumerate() {
-            assert_eq!(fdb.learn(0, mac(1), p, t(i as u64 * 6)), Learned::Ok);
+            assert_eq!(learn(&mut fdb, 0, mac(1), p, t(i as u64 * 6)), Learned::Ok);
         }
         fdb.set_move_limit(None);
         for i in 0..100 {
             let p = if i % 2 == 0 { P0 } else { P1 };
-            assert_eq!(fdb.learn(0, mac(1), p, t(100)), Learned::Ok, "off");
+            assert_eq!(learn(&mut fdb, 0, mac(1), p, t(100)), Learned::Ok, "off");
+        }
+    }
+
+    #[test]
+    fn a_frame_from_home_is_never_dropped_for_flapping() {
+        let mut fdb = Fdb::new(16, 300);
+        fdb.set_move_limit(Some(MoveLimit {
+            moves: 1,
+            window: 10,
+            hold: 5,
+        }));
+        learn(&mut fdb, 0, mac(1), P0, t(0));
+        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(1)), Learned::Ok);
+        // Back home: no move counted, learned there.
+        assert_eq!(learn(&mut fdb, 0, mac(1), P0, t(1)), Learned::Ok);
+        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(1)), Learned::Flapping { home: P0 });
+        // Pinned: the entry went while pinned and came back elsewhere; home still passes.
+        assert!(fdb.remove_mac(0, mac(1)));
+        assert_eq!(learn(&mut fdb, 0, mac(1), P2, t(2)), Learned::Ok);
+        assert_eq!(learn(&mut fdb, 0, mac(1), P0, t(2)), Learned::Ok);
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P0));
+        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(2)), Learned::Pinned { home: P0 });
+    }
+
+    #[test]
+    fn damping_pins_only_to_a_home_that_can_hold_the_mac() {
+        let mut fdb = Fdb::new(16, 300);
+        fdb.set_move_limit(Some(MoveLimit {
+            moves: 1,
+            window: 10,
+            hold: 5,
+        }));
+        let not_p0 = |home: PortId, _: usize| home != P0;
+        fdb.learn(0, mac(1), P0, t(0), not_p0);
+        assert_eq!(fdb.learn(0, mac(1), P1, t(1), not_p0), Learned::Ok);
+        // The limit is crossed but home cannot take the MAC: counting starts again from P2.
+        assert_eq!(fdb.learn(0, mac(1), P2, t(1), not_p0), Learned::Ok);
+        assert_eq!(fdb.lookup(0, mac(1)), Some(P2));
+        assert_eq!(fdb.learn(0, mac(1), P1, t(1), not_p0), Learned::Ok);
+        assert_eq!(
+            fdb.learn(0, mac(1), P0, t(1), not_p0),
+            Learned::Flapping { home: P2 }
+        );
+        // Forgetting a home's moves ends its pins.
+        fdb.forget_moves(P2);
+        assert_eq!(fdb.learn(0, mac(1), P1, t(2), not_p0), Learned::Ok);
+    }
+
+    #[test]
+    fn leaving_a_locked_entry_is_no_move() {
+        let mut fdb = Fdb::new(16, 300);
+        fdb.set_move_limit(Some(MoveLimit {
+            moves: 1,
+            window: 10,
+            hold: 5,
+        }));
+        for _ in 0..3 {
+            fdb.lock(0, mac(1), P0, t(0));
+            assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(0)), Learned::Ok);
+            assert!(fdb.remove_mac(0, mac(1)));
         }
     }
 
@@ -706,7 +811,7 @@ mod tests {
         assert!(!fdb.lock(0, mac(1), P0, t(1)), "refreshed, not new");
         assert_eq!(fdb.lookup(0, mac(1)), None);
         assert_eq!(fdb.get(0, mac(1)), Some((P0, Mark::Locked, false)));
-        fdb.learn(0, mac(2), P1, t(0));
+        learn(&mut fdb, 0, mac(2), P1, t(0));
         assert!(
             !fdb.lock(0, mac(2), P0, t(0)),
             "a MAC learned elsewhere stays"
@@ -726,7 +831,7 @@ mod tests {
         fdb.expire(t(100));
         let e = fdb.entries(t(100)).next().unwrap();
         assert_eq!((e.age, e.mark), (None, Mark::Sticky));
-        assert_eq!(fdb.learn(0, mac(1), P1, t(100)), Learned::Ok);
+        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(100)), Learned::Ok);
         assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "not moved by learning");
     }
 
@@ -734,7 +839,7 @@ mod tests {
     fn a_dump_in_pieces_lists_every_entry_once() {
         let mut fdb = Fdb::new(1000, 300);
         for n in 0..500 {
-            fdb.learn(0, mac(n), P0, t(0));
+            learn(&mut fdb, 0, mac(n), P0, t(0));
         }
         for n in (0..500).step_by(3) {
             fdb.remove_mac(0, mac(n));

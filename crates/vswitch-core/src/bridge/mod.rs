@@ -230,9 +230,13 @@ impl Bridge {
             return false;
         };
         let vlan_changed = state.config.vlan != config.vlan;
-        // A port that turns locked keeps only what an operator allowed (static entries).
-        let locking = !state.config.security.locked && config.security.locked;
+        // A port that turns locked keeps only what an operator allowed (static entries); one
+        // that turns into a mirror's output learns nothing more and forgets what it learned.
+        let locking = !state.config.security.locked && config.security.locked
+            || !state.config.mirror_dest && config.mirror_dest;
         state.config = config;
+        // Damping pinned MACs to this port under its old settings.
+        self.fdb.forget_moves(port);
         if locking {
             self.fdb.flush(Some(port));
         }
@@ -384,8 +388,17 @@ impl Bridge {
         }
     }
 
-    /// Applies new table settings to the running table (shrinking evicts fairly).
-    pub fn set_config(&mut self, config: BridgeConfig) {
+    /// Applies new table settings to the running table (shrinking evicts fairly). A size
+    /// below the static entries (or bindings) the tables hold is refused, and nothing changes:
+    /// the tables never hold more than their size.
+    pub fn set_config(&mut self, config: BridgeConfig) -> Result<(), BelowStatics> {
+        let statics = self.fdb.static_len().max(self.arp.static_len());
+        if config.mac_table_size < statics {
+            return Err(BelowStatics {
+                size: config.mac_table_size,
+                statics,
+            });
+        }
         self.fdb.set_ageing(config.mac_ageing);
         self.fdb.set_capacity(config.mac_table_size);
         self.arp.set_ageing(config.mac_ageing);
@@ -394,6 +407,7 @@ impl Bridge {
         if self.fdb.move_limit() != config.mac_move {
             self.fdb.set_move_limit(config.mac_move);
         }
+        Ok(())
     }
 
     /// Adds a static entry: frames to `mac` in `vlan` always go to `port`, which must be
@@ -488,24 +502,29 @@ impl Bridge {
                 && suppress
                 && let Some((owner, owner_port)) = self.arp.answer(vlan, arp, port)
             {
-                if let Some(to) = self.state(owner_port)
-                    && to.config.local
-                {
-                    // The switch's own stack answers for itself, learning the asker.
-                    return match to.config.vlan.egress(vlan) {
-                        Some(egress) => Verdict::Forward {
-                            port: owner_port,
+                match self.state(owner_port) {
+                    // The switch's own stack answers for itself, learning the asker...
+                    Some(to) if to.config.local && reaches(flags, &to.config) => {
+                        return match to.config.vlan.egress(vlan) {
+                            Some(egress) => Verdict::Forward {
+                                port: owner_port,
+                                vlan,
+                                egress,
+                            },
+                            None => Verdict::Drop(DropReason::VlanFiltered),
+                        };
+                    }
+                    // ...where the asker may reach it; elsewhere the request floods as any
+                    // broadcast does, so isolation and mirrors keep it from the own port.
+                    Some(to) if to.config.local => {}
+                    _ => {
+                        self.arp.count_suppressed();
+                        return Verdict::Reply {
                             vlan,
-                            egress,
-                        },
-                        None => Verdict::Drop(DropReason::VlanFiltered),
-                    };
+                            frame: ArpReply::new(arp, owner),
+                        };
+                    }
                 }
-                self.arp.count_suppressed();
-                return Verdict::Reply {
-                    vlan,
-                    frame: ArpReply::new(arp, owner),
-                };
             }
         }
         if let Some(kind) = kind {
@@ -531,6 +550,10 @@ impl Bridge {
         };
         if flags.isolated && to.config.flags.isolated {
             return Verdict::Drop(DropReason::Isolated);
+        }
+        if to.config.mirror_dest {
+            // A static entry on a mirror's output: the port sends only mirrored copies.
+            return Verdict::Drop(DropReason::MirrorPort);
         }
         match to.config.vlan.egress(vlan) {
             Some(egress) => Verdict::Forward {
@@ -633,7 +656,14 @@ impl Bridge {
                 }
             }
         }
-        match self.fdb.learn(vlan, src, port, now) {
+        let ports = &self.ports;
+        let can_hold = |home: PortId, entries: usize| {
+            ports
+                .get(home.index())
+                .and_then(Option::as_ref)
+                .is_some_and(|state| state.config.can_hold_learned(vlan, entries))
+        };
+        match self.fdb.learn(vlan, src, port, now, can_hold) {
             Learned::Ok => None,
             Learned::Pinned { .. } => Some(Verdict::Drop(DropReason::MacFlap)),
             Learned::Flapping { home } => Some(Verdict::Alert(Alert::MacFlap {
@@ -653,6 +683,20 @@ impl Bridge {
         }
         info
     }
+}
+
+/// Whether a frame from a port with `flags` may go out of a port with settings `to`, as far
+/// as isolation and mirrors go.
+fn reaches(flags: PortFlags, to: &PortConfig) -> bool {
+    !(to.mirror_dest || flags.isolated && to.flags.isolated)
+}
+
+/// A table size below the static entries the tables hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{size} is below the {statics} static entries the tables hold; delete some first")]
+pub struct BelowStatics {
+    pub size: usize,
+    pub statics: usize,
 }
 
 /// A port could not be attached: port numbers are 16 bits.

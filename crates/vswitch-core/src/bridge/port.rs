@@ -28,6 +28,22 @@ pub struct PortConfig {
     pub mirror_dest: bool,
 }
 
+impl PortConfig {
+    /// Whether a learned entry for a MAC in `vlan` may sit on this port, which holds `entries`
+    /// entries now: it is in the VLAN, takes frames, learns, and neither its lock, its sticky
+    /// list nor its `max-macs` keeps the MAC out. MAC-move damping pins only to such a port.
+    pub fn can_hold_learned(&self, vlan: u16, entries: usize) -> bool {
+        let sec = &self.security;
+        self.vlan.egress(vlan).is_some()
+            && self.link.rx()
+            && self.flags.learning
+            && !self.mirror_dest
+            && !sec.locked
+            && !sec.sticky
+            && sec.max_macs.is_none_or(|max| entries < max as usize)
+    }
+}
+
 impl From<VlanMode> for PortConfig {
     fn from(vlan: VlanMode) -> Self {
         PortConfig {

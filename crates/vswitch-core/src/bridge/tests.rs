@@ -1089,3 +1089,121 @@ fn a_mirror_output_takes_nothing_in_and_is_never_flooded_to() {
         [p[1]]
     );
 }
+
+#[test]
+fn damping_pins_only_to_a_home_that_may_still_hold_the_mac() {
+    let (mut b, p) = bridge_with(3, BridgeConfig::default());
+    b.ingress(p[0], &frame(BCAST, A), t(0));
+    // The loop starts: the MAC leaves its home...
+    b.ingress(p[1], &frame(BCAST, A), t(0));
+    // ...and home leaves VLAN 0: the MAC is no longer pinned there.
+    b.set_port_config(p[0], trunk("10", None).into());
+    let mut alerts = 0;
+    for i in 0..40 {
+        if let Verdict::Alert(_) = b.ingress(p[2 - i % 2], &frame(BCAST, A), t(0)) {
+            alerts += 1;
+        }
+    }
+    assert_eq!(alerts, 1, "damped between the looped ports");
+    let home = b.fdb().lookup(0, MacAddr(A)).expect("pinned");
+    assert_ne!(home, p[0], "not to the port that left the VLAN");
+    // A frame from the home it is pinned to always passes.
+    assert!(matches!(
+        b.ingress(home, &frame(BCAST, A), t(0)),
+        Verdict::Flood { .. }
+    ));
+}
+
+#[test]
+fn the_own_port_hears_requests_only_from_ports_that_may_reach_it() {
+    let (mut b, p) = suppressing(2);
+    let isolated = PortFlags {
+        isolated: true,
+        ..PortFlags::default()
+    };
+    let own = b.add_port_with(PortConfig {
+        local: true,
+        flags: isolated,
+        ..PortConfig::default()
+    });
+    b.ingress(
+        own,
+        &arp_frame(BCAST, 2, C, [10, 0, 0, 254], [0; 6], [10, 0, 0, 254]),
+        t(0),
+    );
+    b.set_port_config(
+        p[0],
+        PortConfig {
+            flags: isolated,
+            ..PortConfig::default()
+        },
+    );
+    let request = arp_frame(BCAST, 1, A, IP_A, [0; 6], [10, 0, 0, 254]);
+    // Isolated from the own port: flooded like any broadcast, which passes it by.
+    assert_eq!(
+        b.ingress(p[0], &request, t(1)),
+        Verdict::Flood {
+            vlan: 0,
+            kind: FloodKind::Broadcast
+        }
+    );
+    assert_eq!(
+        b.flood_targets(p[0], 0, FloodKind::Broadcast)
+            .collect::<Vec<_>>(),
+        [p[1]]
+    );
+    assert_eq!(
+        b.ingress(p[1], &request, t(1)),
+        forward(own, 0, Egress::Untagged)
+    );
+}
+
+#[test]
+fn a_mirror_output_forgets_its_hosts_and_sends_them_nothing() {
+    let (mut b, p) = bridge_with(3, BridgeConfig::default());
+    b.ingress(p[2], &frame(BCAST, C), t(0));
+    b.add_static(p[2], 0, MacAddr(B)).unwrap();
+    let out = PortConfig {
+        mirror_dest: true,
+        ..PortConfig::default()
+    };
+    b.set_port_config(p[2], out);
+    assert_eq!(b.fdb().lookup(0, MacAddr(C)), None, "learned entries go");
+    assert!(matches!(
+        b.ingress(p[0], &frame(C, A), t(0)),
+        Verdict::Flood { .. }
+    ));
+    assert_eq!(
+        b.ingress(p[0], &frame(B, A), t(0)),
+        Verdict::Drop(DropReason::MirrorPort),
+        "a static entry there leads nowhere"
+    );
+}
+
+#[test]
+fn the_table_does_not_shrink_below_its_static_entries() {
+    let (mut b, p) = bridge_with(2, BridgeConfig::default());
+    for mac in [A, B, C] {
+        b.add_static(p[0], 0, MacAddr(mac)).unwrap();
+    }
+    let before = b.config();
+    let small = BridgeConfig {
+        mac_table_size: 2,
+        mac_ageing: 10,
+        ..before
+    };
+    assert_eq!(
+        b.set_config(small),
+        Err(BelowStatics {
+            size: 2,
+            statics: 3
+        })
+    );
+    assert_eq!(b.config(), before, "nothing changed");
+    let fits = BridgeConfig {
+        mac_table_size: 3,
+        ..small
+    };
+    assert_eq!(b.set_config(fits), Ok(()));
+    assert_eq!(b.config(), fits);
+}
