@@ -386,6 +386,50 @@ fn reload_never_replaces_the_switchs_own_port() {
 }
 
 #[test]
+fn reload_refuses_a_table_smaller_than_its_static_entries() {
+    if !root_or_skip("reload_table_size") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let tap = lab.tap(1);
+    let statics = |n: usize| -> String {
+        (1..=n)
+            .map(|i| format!("\n[[fdb]]\nport = \"{tap}\"\nmac = \"02:00:00:00:66:0{i}\"\n"))
+            .collect()
+    };
+    let config = write_config(&lab, &[1], &format!("mac-table-size = 8\n{}", statics(3)));
+    lab.launch(vec!["--config".into(), config.display().to_string()], &[1]);
+    let fdb = |lab: &Lab| lab.ctl_json(&["fdb", "stats"]);
+    assert_eq!(fdb(&lab)["static"], 3);
+
+    // Two entries for three statics: refused, named, and nothing else lost.
+    write_config(&lab, &[1], &format!("mac-table-size = 2\n{}", statics(3)));
+    let out = lab.ctl(&["--json", "reload"]);
+    assert_eq!(out.status.code(), Some(1), "a partial failure exits 1");
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed = reply["failed"].to_string();
+    assert!(
+        failed.contains("mac-table-size") && failed.contains("3 static"),
+        "{reply}"
+    );
+    let stats = fdb(&lab);
+    assert_eq!(
+        (stats["max"].clone(), stats["static"].clone()),
+        (8.into(), 3.into())
+    );
+
+    // The same size with one static left fits: the entries that left go first.
+    write_config(&lab, &[1], &format!("mac-table-size = 2\n{}", statics(1)));
+    let reply = lab.ctl_json(&["reload"]);
+    assert_eq!(reply["failed"], serde_json::json!([]), "{reply}");
+    let stats = fdb(&lab);
+    assert_eq!(
+        (stats["max"].clone(), stats["static"].clone()),
+        (2.into(), 1.into())
+    );
+}
+
+#[test]
 fn fifty_vswitchctl_clients_at_once_while_traffic_flows() {
     if !root_or_skip("fifty_clients") {
         return;

@@ -701,10 +701,8 @@ impl Run {
             if let Some(limit) = self.cfg(port).and_then(|c| c.security.max_macs)
                 && kept
             {
-                let entries: Vec<FdbEntry> = fdb
-                    .entries(self.now)
-                    .filter(|e| e.port == port)
-                    .collect();
+                let entries: Vec<FdbEntry> =
+                    fdb.entries(self.now).filter(|e| e.port == port).collect();
                 assert!(
                     entries.len() <= limit as usize,
                     "port {port} holds {} MACs, max-macs={limit}: {entries:?}",
@@ -864,7 +862,11 @@ pub fn bridge(data: &[u8]) {
                     Err(e) => {
                         assert_eq!((e.size, e.statics), (config.mac_table_size, statics));
                         assert!(e.size < e.statics);
-                        assert_eq!(run.bridge.config(), before, "a refused size changes nothing");
+                        assert_eq!(
+                            run.bridge.config(),
+                            before,
+                            "a refused size changes nothing"
+                        );
                     }
                 }
             }

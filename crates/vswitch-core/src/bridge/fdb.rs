@@ -714,7 +714,10 @@ mod tests {
             Learned::Flapping { home: P0 }
         );
         assert_eq!(fdb.lookup(0, mac(1)), Some(P0), "back home");
-        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(2)), Learned::Pinned { home: P0 });
+        assert_eq!(
+            learn(&mut fdb, 0, mac(1), P1, t(2)),
+            Learned::Pinned { home: P0 }
+        );
         assert_eq!(
             learn(&mut fdb, 0, mac(1), P0, t(2)),
             Learned::Ok,
@@ -756,13 +759,19 @@ mod tests {
         assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(1)), Learned::Ok);
         // Back home: no move counted, learned there.
         assert_eq!(learn(&mut fdb, 0, mac(1), P0, t(1)), Learned::Ok);
-        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(1)), Learned::Flapping { home: P0 });
+        assert_eq!(
+            learn(&mut fdb, 0, mac(1), P1, t(1)),
+            Learned::Flapping { home: P0 }
+        );
         // Pinned: the entry went while pinned and came back elsewhere; home still passes.
         assert!(fdb.remove_mac(0, mac(1)));
         assert_eq!(learn(&mut fdb, 0, mac(1), P2, t(2)), Learned::Ok);
         assert_eq!(learn(&mut fdb, 0, mac(1), P0, t(2)), Learned::Ok);
         assert_eq!(fdb.lookup(0, mac(1)), Some(P0));
-        assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(2)), Learned::Pinned { home: P0 });
+        assert_eq!(
+            learn(&mut fdb, 0, mac(1), P1, t(2)),
+            Learned::Pinned { home: P0 }
+        );
     }
 
     #[test]
