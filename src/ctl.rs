@@ -101,6 +101,17 @@ pub enum Command {
     /// Port mirrors (SPAN): copies of some ports' frames out of another port.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Print events as they happen, one line each, until Ctrl-C (like `bridge monitor`): MAC
+    /// entries learned, moved, aged, evicted, added, deleted, flushed; ports attached, removed
+    /// (with the reason) and changing state (up, admin-down, link-down, waiting...); port
+    /// security and loop protection acting (at most once a second per port, with a count);
+    /// config reloads. With --json, one JSON object per line with a `time` (Unix seconds) and
+    /// an `event` field. A reader that falls behind loses events and is told how many.
+    Monitor {
+        /// Which events: fdb, port, security, reload or all [default: all].
+        #[arg(value_name = "KIND", value_parser = ["fdb", "port", "security", "reload", "all"])]
+        kinds: Vec<String>,
+    },
     /// The counters in the Prometheus text exposition format: per-port frames, bytes and drops
     /// by reason, MAC and ARP tables, uptime (for node_exporter's textfile collector).
     Metrics,
@@ -236,6 +247,7 @@ impl Command {
             },
             Command::Reload => Request::Reload {},
             Command::Metrics => Request::Metrics {},
+            Command::Monitor { kinds } => Request::Monitor { kinds },
             Command::Mirror(MirrorCommand::Add {
                 name,
                 from,
@@ -340,8 +352,8 @@ impl Command {
             Command::Metrics => value.as_str().unwrap_or_default().to_owned(),
             Command::Mirror(MirrorCommand::Del { .. }) => String::new(),
             Command::Mirror(_) => mirror_table(&typed::<Vec<MirrorRow>>(value)?),
-            // A capture's bytes go to its file, not through here.
-            Command::Capture { .. } => String::new(),
+            // A capture's bytes go to its file and events to standard output, as they come.
+            Command::Capture { .. } | Command::Monitor { .. } => String::new(),
             // vswitchctl's own version is printed before the daemon is asked.
             Command::Version => format!("vswitchd {}\n", value["version"].as_str().unwrap_or("?")),
         })

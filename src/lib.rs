@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod datapath;
+pub mod monitor;
 pub mod port;
 pub mod reactor;
 pub mod switch;

@@ -23,6 +23,7 @@ use crate::control::commands::{self, Dump};
 use crate::control::server::{ControlServer, Incoming};
 use crate::control::{Reply, Request};
 use crate::datapath::taps::TapId;
+use crate::monitor::{Event, Kind, What};
 use crate::switch::Switch;
 
 /// Frames read from one port per turn before the others get theirs, unless set otherwise with
@@ -81,7 +82,22 @@ pub struct Reactor {
     piece: Vec<u8>,
     /// Live captures being streamed.
     captures: Vec<Capturing>,
+    /// Clients watching events (`vswitchctl monitor`).
+    monitors: Vec<Monitoring>,
+    /// A monitor event as a JSON line, kept to avoid allocating per event.
+    line: Vec<u8>,
 }
+
+/// A control client watching events.
+struct Monitoring {
+    client: usize,
+    kinds: Vec<Kind>,
+    /// Events it did not get because it fell behind, not reported to it yet.
+    lost: u64,
+}
+
+/// Bytes a monitor client may leave unread before it loses events.
+const MONITOR_BACKLOG: usize = 1 << 20;
 
 /// A live capture streamed to one control client.
 struct Capturing {
@@ -136,6 +152,8 @@ impl Reactor {
             dumps: Vec::new(),
             piece: Vec::new(),
             captures: Vec::new(),
+            monitors: Vec::new(),
+            line: Vec::new(),
         })
     }
 
@@ -244,6 +262,7 @@ impl Reactor {
                 }
                 self.next_tick = now + TICK;
             }
+            self.pump_monitors();
         }
         Ok(())
     }
@@ -332,6 +351,10 @@ impl Reactor {
                 let spec =
                     CaptureSpec::parse(&self.switch, ports, direction.as_deref(), *count, *snaplen);
                 self.start_capture(client, spec);
+                continue;
+            }
+            if let Incoming::Request(Request::Monitor { kinds }) = &incoming {
+                self.start_monitor(client, kinds);
                 continue;
             }
             if let Incoming::Request(request) = &incoming
@@ -460,6 +483,103 @@ impl Reactor {
                 control.end_stream(registry, c.client);
             }
             !done
+        });
+    }
+
+    /// Starts streaming events to `client`: a one-line reply, then one JSON line per event of
+    /// the `kinds` asked for (all when none are named).
+    fn start_monitor(&mut self, client: usize, names: &[String]) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let mut kinds = Vec::new();
+        for name in names {
+            match name.as_str() {
+                "all" => kinds.extend(Kind::NAMES.iter().filter_map(|n| Kind::parse(n))),
+                other => match Kind::parse(other) {
+                    Some(kind) => kinds.push(kind),
+                    None => {
+                        let message = format!(
+                            "no event kind {other:?}: the kinds are {} and all",
+                            Kind::NAMES.join(", ")
+                        );
+                        control.reply(self.poll.registry(), client, &Reply::Error(message), false);
+                        return;
+                    }
+                },
+            }
+        }
+        if kinds.is_empty() {
+            kinds.extend(Kind::NAMES.iter().filter_map(|n| Kind::parse(n)));
+        }
+        control.begin_stream(self.poll.registry(), client, b"{\"ok\":\"monitor\"}\n");
+        debug!("control client {client} monitors {kinds:?}");
+        if self.monitors.is_empty() {
+            self.switch.datapath_mut().set_monitoring(true);
+        }
+        self.monitors.push(Monitoring {
+            client,
+            kinds,
+            lost: 0,
+        });
+    }
+
+    /// Hands this turn's events to each monitor client that asked for their kind and keeps up;
+    /// one that does not loses them, and hears how many once it catches up. When the last
+    /// client goes, recording stops.
+    fn pump_monitors(&mut self) {
+        if self.monitors.is_empty() {
+            return;
+        }
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        self.monitors
+            .retain(|m| control.backlog(m.client).is_some());
+        if self.monitors.is_empty() {
+            self.switch.datapath_mut().set_monitoring(false);
+            return;
+        }
+        let datapath = self.switch.datapath_mut();
+        datapath.collect_events();
+        let monitors = &mut self.monitors;
+        let line = &mut self.line;
+        datapath.events_mut().drain(|event| {
+            let kind = event.what.kind();
+            line.clear();
+            for m in monitors.iter_mut() {
+                if kind.is_some_and(|k| !m.kinds.contains(&k)) {
+                    continue;
+                }
+                if control
+                    .backlog(m.client)
+                    .is_none_or(|queued| queued > MONITOR_BACKLOG)
+                {
+                    m.lost += match event.what {
+                        What::Lost { events } => events,
+                        _ => 1,
+                    };
+                    continue;
+                }
+                if m.lost > 0 {
+                    let lost = Event {
+                        time: event.time,
+                        what: What::Lost {
+                            events: std::mem::take(&mut m.lost),
+                        },
+                    };
+                    let mut bytes = serde_json::to_vec(&lost).unwrap_or_default();
+                    bytes.push(b'\n');
+                    control.stream(registry, m.client, &bytes, false);
+                }
+                if line.is_empty() {
+                    // Serialising plain data to memory cannot fail.
+                    let _ = serde_json::to_writer(&mut *line, event);
+                    line.push(b'\n');
+                }
+                control.stream(registry, m.client, line, false);
+            }
         });
     }
 

@@ -17,6 +17,7 @@ use crate::config::{
 use crate::datapath::Datapath;
 use crate::datapath::mirror::MirrorSpec;
 use crate::datapath::taps::Direction;
+use crate::monitor::What;
 use crate::port::internal::{self, InternalPort};
 use crate::port::{self, Port, PortKind, Target};
 
@@ -214,6 +215,11 @@ impl Switch {
             port.name(),
             port.kind()
         );
+        let attached = What::Attached {
+            port: port.name().to_owned(),
+            kind: port.kind().to_string(),
+        };
+        self.datapath.events_mut().push(attached);
         if self.targets.len() <= id.index() {
             self.targets.resize_with(id.index() + 1, || None);
         }
@@ -329,9 +335,14 @@ impl Switch {
     }
 
     /// Detaches a port: its MAC entries are forgotten, and the port is returned to the caller
-    /// (dropping it closes it).
-    pub fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+    /// (dropping it closes it). `reason` is what monitors are told.
+    pub fn remove_port(&mut self, id: PortId, reason: &str) -> Option<Box<dyn Port>> {
         let mut port = self.datapath.remove_port(id)?;
+        let removed = What::Removed {
+            port: port.name().to_owned(),
+            reason: reason.to_owned(),
+        };
+        self.datapath.events_mut().push(removed);
         if let Err(e) = port.deregister(&self.registry) {
             debug!("port {}: deregister: {e}", port.name());
         }
@@ -344,7 +355,7 @@ impl Switch {
     /// Removes the ports the datapath found gone.
     pub fn reap_dead(&mut self) {
         while let Some((id, why)) = self.datapath.take_dead() {
-            if let Some(port) = self.remove_port(id) {
+            if let Some(port) = self.remove_port(id, &why) {
                 warn!("port {} removed: {why}", port.name());
             }
         }

@@ -10,6 +10,7 @@ use vswitch::capture::pcapng;
 use vswitch::control::PortStatsRow;
 use vswitch::control::client::{Client, ClientError};
 use vswitch::ctl::{Command, CtlArgs, PortCommand, port_rates, rate_table};
+use vswitch::monitor::Event;
 
 /// The daemon refused the command.
 const REFUSED: u8 = 1;
@@ -25,6 +26,9 @@ fn main() -> ExitCode {
     }
     if let Command::Capture { write, .. } = &args.command {
         return capture(&args, &path, write);
+    }
+    if let Command::Monitor { .. } = &args.command {
+        return monitor(&args, &path);
     }
     if let Command::Port(PortCommand::Stats {
         rate: Some(secs), ..
@@ -104,6 +108,60 @@ fn capture(args: &CtlArgs, path: &std::path::Path, write: &str) -> ExitCode {
         }
         Err(e) => failed(&e),
     }
+}
+
+/// `vswitchctl monitor`: prints each event as it arrives (as a line of text, or the daemon's
+/// JSON line with --json) until the daemon goes or Ctrl-C.
+fn monitor(args: &CtlArgs, path: &std::path::Path) -> ExitCode {
+    let stop = match vswitch::sys::signal::interrupt_flag() {
+        Ok(flag) => flag,
+        Err(e) => {
+            eprintln!("vswitchctl: cannot handle Ctrl-C: {e}");
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut partial: Vec<u8> = Vec::new();
+    let mut reader_gone = false;
+    let result = Client::connect(path, Duration::from_secs(args.timeout)).and_then(|mut client| {
+        client.stream(&args.command.request(), stop, |bytes| {
+            partial.extend_from_slice(bytes);
+            let printed = print_events(&mut out, &mut partial, args.json);
+            reader_gone = printed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
+            printed
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Its reader went (`| head -3`): done.
+        Err(_) if reader_gone => ExitCode::SUCCESS,
+        Err(e) => failed(&e),
+    }
+}
+
+/// Prints the whole event lines in `partial` (and takes them out of it): as text, or as the
+/// JSON lines they are.
+fn print_events(out: &mut impl Write, partial: &mut Vec<u8>, json: bool) -> std::io::Result<()> {
+    let mut at = 0;
+    while let Some(end) = partial[at..].iter().position(|&b| b == b'\n') {
+        let line = &partial[at..at + end];
+        at += end + 1;
+        if json {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+            continue;
+        }
+        match serde_json::from_slice::<Event>(line) {
+            Ok(event) => writeln!(out, "{}", event.what)?,
+            // An event this vswitchctl does not know (a newer daemon): as it came.
+            Err(_) => writeln!(out, "{}", String::from_utf8_lossy(line))?,
+        }
+    }
+    partial.drain(..at);
+    // Each event as it happens, also into a pipe.
+    out.flush()
 }
 
 /// `vswitchctl port stats --rate SECS`: the counters twice, SECS apart, as rates.

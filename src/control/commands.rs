@@ -82,7 +82,7 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
                 ));
             }
             let macs = switch.bridge().fdb().port_len(id);
-            switch.remove_port(id);
+            switch.remove_port(id, "deleted by vswitchctl port del");
             switch.release_from_config(&name);
             info!("port {name} deleted by a control client");
             Ok(serde_json::json!({ "name": name, "macs_removed": macs }))
@@ -115,6 +115,9 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
         }
         Request::Capture { .. } => {
             Err("a capture needs a connection of its own: use vswitchctl capture".to_owned())
+        }
+        Request::Monitor { .. } => {
+            Err("a monitor needs a connection of its own: use vswitchctl monitor".to_owned())
         }
         Request::PortStats { name } => {
             let ids = match name {

@@ -74,6 +74,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snaplen: Option<u32>,
     },
+    /// Events as they happen: after a one-line reply the connection carries one JSON line per
+    /// event (`crate::monitor::Event`) of the `kinds` named (`fdb`, `port`, `security`,
+    /// `reload`, `all`; none means all) until the client hangs up.
+    Monitor {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kinds: Vec<String>,
+    },
     /// Counters of one port or all.
     PortStats {
         #[serde(default, skip_serializing_if = "Option::is_none")]

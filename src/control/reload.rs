@@ -5,6 +5,7 @@ use vswitch_core::bridge::BridgeConfig;
 
 use super::ReloadReply;
 use crate::config::{Config, PortSpec};
+use crate::monitor::What;
 use crate::port;
 use crate::switch::Switch;
 
@@ -17,7 +18,20 @@ use crate::switch::Switch;
 /// came from the file are ever stopped; one attached at runtime with `port-add` is left alone,
 /// or adopted if the file now lists it. A bad file, or a new port that cannot be opened,
 /// changes nothing.
+/// Monitors hear of every reload, applied or refused.
 pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
+    let result = apply(switch);
+    if let Err(e) = &result {
+        let summary = format!("refused: {e}");
+        switch
+            .datapath_mut()
+            .events_mut()
+            .push(What::Reloaded { summary });
+    }
+    result
+}
+
+fn apply(switch: &mut Switch) -> Result<ReloadReply, String> {
     let new = switch.load_config()?;
     let old = switch
         .applied_config()
@@ -52,7 +66,7 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
 
     for spec in dropped {
         if let Some(id) = switch.port_id(spec.name.as_str()) {
-            switch.remove_port(id);
+            switch.remove_port(id, "no longer in the config file (reload)");
         }
         reply.removed.push(spec.name.to_string());
     }
@@ -71,7 +85,10 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
     }
     for (spec, id) in replace {
         // Same name, other kind: it can only reopen once the old one is closed.
-        switch.remove_port(id);
+        switch.remove_port(
+            id,
+            "replaced: the config file changed its kind or target (reload)",
+        );
         match port::open(&spec.name, &spec.target) {
             Ok(port) => match switch.attach_opened(spec, port) {
                 Ok(_) => reply.replaced.push(spec.name.to_string()),
@@ -168,8 +185,8 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
             new.ctl_socket.display()
         ));
     }
-    info!(
-        "config reloaded: {} added, {} removed, {} reconfigured, {} replaced, {} unchanged, {} failed",
+    let summary = format!(
+        "{} added, {} removed, {} reconfigured, {} replaced, {} unchanged, {} failed",
         reply.added.len(),
         reply.removed.len(),
         reply.reconfigured.len(),
@@ -177,6 +194,11 @@ pub fn reload(switch: &mut Switch) -> Result<ReloadReply, String> {
         reply.unchanged.len(),
         reply.failed.len()
     );
+    info!("config reloaded: {summary}");
+    switch
+        .datapath_mut()
+        .events_mut()
+        .push(What::Reloaded { summary });
     // On SIGHUP nobody reads the reply: failures must reach the log.
     for failure in &reply.failed {
         warn!("reload: {failure}");

@@ -5,9 +5,9 @@
 //! - a client's next request is not read until its last reply is written (the bytes wait in the
 //!   kernel, which pushes back on the client), and each client gets at most one request answered
 //!   per turn of the loop, so ports are serviced between any two requests;
-//! - a reply not read within [`WRITE_DEADLINE`], a half-sent line, or a connection idle for
-//!   [`IDLE_TIMEOUT`] gets the client dropped; replies waiting for clients are capped at
-//!   [`MAX_QUEUED_REPLIES`] bytes in all;
+//! - a client that reads nothing of its reply for [`WRITE_DEADLINE`], a half-sent line, or a
+//!   connection idle for [`IDLE_TIMEOUT`] gets the client dropped; replies waiting for clients
+//!   are capped at [`MAX_QUEUED_REPLIES`] bytes in all;
 //! - at most [`MAX_CLIENTS`] are served at once.
 
 use std::fs::File;
@@ -26,7 +26,7 @@ use super::{MAX_REQUEST_LEN, Reply, Request};
 /// Clients served at once; more are told so and disconnected.
 pub const MAX_CLIENTS: usize = 256;
 
-/// How long a reply may wait for a client to read it.
+/// How long a client may read nothing of its reply.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How long a connection may stay open without a request.
@@ -485,9 +485,13 @@ impl ControlServer {
         if client.outbuf.is_empty() {
             return;
         }
+        let mut progressed = false;
         while client.written < client.outbuf.len() {
             match client.stream.write(&client.outbuf[client.written..]) {
-                Ok(n) => client.written += n,
+                Ok(n) => {
+                    client.written += n;
+                    progressed |= n > 0;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -504,9 +508,14 @@ impl ControlServer {
         }
         let pending = client.written < client.outbuf.len();
         if pending {
-            client
-                .write_deadline
-                .get_or_insert_with(|| Instant::now() + WRITE_DEADLINE);
+            // A client that reads, however slowly, keeps its connection (a stream's reader
+            // that falls behind loses data instead); one that stops reading does not.
+            let deadline = Instant::now() + WRITE_DEADLINE;
+            if progressed {
+                client.write_deadline = Some(deadline);
+            } else {
+                client.write_deadline.get_or_insert(deadline);
+            }
         } else {
             client.outbuf.clear();
             client.written = 0;

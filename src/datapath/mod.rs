@@ -29,9 +29,10 @@ use std::time::Duration;
 use log::warn;
 
 use crate::bridge::{
-    Alert, Bridge, BridgeConfig, DropReason, Egress, GuardEvent, LinkState, PortConfig, PortId,
-    PortStats, TooManyPorts, Verdict,
+    Alert, Bridge, BridgeConfig, Change, DropReason, Egress, FdbChange, GuardEvent, LinkState,
+    MacKey, Mark, PortConfig, PortId, PortStats, TooManyPorts, Verdict,
 };
+use crate::monitor::{Events, What};
 use crate::port::Port;
 use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN, VnetHeader, offload};
 use egress::{InFlight, hold_copy};
@@ -62,6 +63,12 @@ pub struct Datapath {
     targets: Vec<(PortId, Egress)>,
     /// Port mirrors (their taps are in `out.taps`).
     mirrors: Vec<Mirror>,
+    /// Events for monitors, while some watch.
+    events: Events,
+    /// Scratch list of MAC table changes, kept to avoid allocating per turn.
+    changes: Vec<FdbChange>,
+    /// Each port's state as monitors last heard it (by port number).
+    states: Vec<Option<&'static str>>,
 }
 
 impl Datapath {
@@ -72,6 +79,9 @@ impl Datapath {
             out: InFlight::new(),
             targets: Vec::new(),
             mirrors: Vec::new(),
+            events: Events::default(),
+            changes: Vec::new(),
+            states: Vec::new(),
         }
     }
 
@@ -105,6 +115,10 @@ impl Datapath {
     /// Detaches a port: its MAC entries and held frames are forgotten, and the port is returned
     /// (dropping it closes it).
     pub(crate) fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+        self.collect_events();
+        if let Some(seen) = self.states.get_mut(id.index()) {
+            *seen = None;
+        }
         let slot = self.ports.remove(id)?;
         let gone: Vec<String> = self
             .mirrors
@@ -433,54 +447,204 @@ impl Datapath {
         }
     }
 
-    /// Logs an ARP the guard dropped, at most once per second per port.
-    fn log_guard(&self, slot: &mut Slot, event: &GuardEvent, now: Duration) {
-        if !Slot::may_warn(&mut slot.last_guard_log, now) {
+    /// Logs an ARP the guard dropped, and reports it to monitors, at most once per second per
+    /// port.
+    fn log_guard(&mut self, slot: &mut Slot, event: &GuardEvent, now: Duration) {
+        let Some(count) = slot.guard_reports.hit(now) else {
             return;
-        }
+        };
         let (mac, port) = event.holder;
         let binding = if event.is_static {
             "is statically bound to"
         } else {
             "belongs to"
         };
-        warn!(
-            "port {}: ARP guard dropped ARP from {} claiming {}, which {binding} {mac} on {}",
-            slot.port.name(),
+        let detail = format!(
+            "dropped ARP from {} claiming {}, which {binding} {mac} on {}",
             event.arp.sender_mac,
             event.arp.sender_ip,
             self.port_name(port)
         );
+        let name = slot.port.name();
+        warn!("port {name}: ARP guard {detail}");
+        self.events.push(What::Security {
+            port: name.to_owned(),
+            alert: "arp-guard".to_owned(),
+            detail,
+            count,
+        });
     }
 
-    /// Logs what port security or loop protection did, at most once per second per port.
-    fn log_alert(&self, slot: &mut Slot, alert: &Alert, now: Duration) {
-        if !Slot::may_warn(&mut slot.last_alert_log, now) {
+    /// Logs what port security or loop protection did, and reports it to monitors, at most
+    /// once per second per port.
+    fn log_alert(&mut self, slot: &mut Slot, alert: &Alert, now: Duration) {
+        let Some(count) = slot.alert_reports.hit(now) else {
             return;
-        }
+        };
         let name = slot.port.name();
-        match *alert {
-            Alert::MacLimit { limit, .. } => warn!(
-                "port {name}: reached max-macs={limit}; frames from new sources are dropped \
-                 (mac_limit)"
-            ),
-            Alert::Locked { vlan, mac, .. } => warn!(
-                "port {name}: locked port saw {mac} (VLAN {vlan}): a locked entry waits for \
-                 `vswitchctl fdb add {name} {mac} {vlan}`"
-            ),
-            Alert::StormBlocked { kind, .. } => warn!(
-                "port {name}: {} storm past its limit: the port is blocked (link=rx-down) until \
-                 `vswitchctl port set {name} link=up`",
-                kind.name()
-            ),
+        let (what, detail) = match *alert {
+            Alert::MacLimit { limit, .. } => {
+                let detail = format!(
+                    "reached max-macs={limit}; frames from new sources are dropped (mac_limit)"
+                );
+                warn!("port {name}: {detail}");
+                ("mac-limit", detail)
+            }
+            Alert::Locked { vlan, mac, .. } => {
+                let detail = format!(
+                    "locked port saw {mac} (VLAN {vlan}): a locked entry waits for \
+                     `vswitchctl fdb add {name} {mac} {vlan}`"
+                );
+                warn!("port {name}: {detail}");
+                ("locked", detail)
+            }
+            Alert::StormBlocked { kind, .. } => {
+                let detail = format!(
+                    "{} storm past its limit: the port is blocked (link=rx-down) until \
+                     `vswitchctl port set {name} link=up`",
+                    kind.name()
+                );
+                warn!("port {name}: {detail}");
+                ("storm-blocked", detail)
+            }
             Alert::MacFlap {
                 vlan, mac, home, ..
-            } => warn!(
-                "possible loop between {} and {name}: {mac} (VLAN {vlan}) moves between them; \
-                 pinned to {} for a while, frames from it on {name} dropped (mac_flap)",
-                self.port_name(home),
-                self.port_name(home)
-            ),
+            } => {
+                let home = self.port_name(home);
+                warn!(
+                    "possible loop between {home} and {name}: {mac} (VLAN {vlan}) moves between \
+                     them; pinned to {home} for a while, frames from it on {name} dropped \
+                     (mac_flap)"
+                );
+                let detail = format!(
+                    "possible loop: {mac} (VLAN {vlan}) moves between {home} and this port; \
+                     pinned to {home}, frames from it here dropped (mac_flap)"
+                );
+                ("mac-flap", detail)
+            }
+        };
+        self.events.push(What::Security {
+            port: name.to_owned(),
+            alert: what.to_owned(),
+            detail,
+            count,
+        });
+    }
+
+    /// Reports what changed in the MAC table, and ports whose state changed, to monitors.
+    /// Called by the loop once per turn while someone watches, and before a port goes (so its
+    /// entries' changes still name it).
+    pub fn collect_events(&mut self) {
+        if !self.events.is_on() {
+            return;
+        }
+        let mut changes = std::mem::take(&mut self.changes);
+        let lost = self.bridge.drain_fdb_journal(|c| changes.push(c));
+        self.events.add_lost(lost);
+        for change in changes.drain(..) {
+            let what = self.describe(change);
+            self.events.push(what);
+        }
+        self.changes = changes;
+        for id in self.bridge.ports().collect::<Vec<_>>() {
+            let state = self.port_state(id);
+            let seen = self.states.get_mut(id.index());
+            match seen {
+                Some(seen) if *seen != Some(state) => {
+                    let known = seen.is_some();
+                    *seen = Some(state);
+                    if known {
+                        let port = self.port_name(id);
+                        self.events.push(What::Link {
+                            port,
+                            state: state.to_owned(),
+                        });
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.states.resize(id.index() + 1, None);
+                    self.states[id.index()] = Some(state);
+                }
+            }
+        }
+    }
+
+    /// A MAC table change as a monitor event.
+    fn describe(&self, change: FdbChange) -> What {
+        let name = |id: PortId| self.port_name(id);
+        let mac = |key: MacKey| (key.vlan, key.mac.to_string());
+        match change {
+            Change::Learned { key, value, port } => {
+                let (vlan, mac) = mac(key);
+                What::Learned {
+                    port: name(port),
+                    vlan,
+                    mac,
+                    locked: value == Mark::Locked,
+                }
+            }
+            Change::Moved { key, from, to } => {
+                let (vlan, mac) = mac(key);
+                What::Moved {
+                    vlan,
+                    mac,
+                    from: name(from),
+                    to: name(to),
+                }
+            }
+            Change::Aged { key, port } => {
+                let (vlan, mac) = mac(key);
+                What::Aged {
+                    port: name(port),
+                    vlan,
+                    mac,
+                }
+            }
+            Change::Evicted { key, port } => {
+                let (vlan, mac) = mac(key);
+                What::Evicted {
+                    port: name(port),
+                    vlan,
+                    mac,
+                }
+            }
+            Change::Added { key, value, port } => {
+                let (vlan, mac) = mac(key);
+                What::Added {
+                    port: name(port),
+                    vlan,
+                    mac,
+                    sticky: value == Mark::Sticky,
+                }
+            }
+            Change::Deleted { key, port } => {
+                let (vlan, mac) = mac(key);
+                What::Deleted {
+                    port: name(port),
+                    vlan,
+                    mac,
+                }
+            }
+            Change::Flushed { port, entries } => What::Flushed {
+                port: port.map(name),
+                entries,
+            },
+        }
+    }
+
+    /// Events for `vswitchctl monitor`.
+    pub fn events_mut(&mut self) -> &mut Events {
+        &mut self.events
+    }
+
+    /// Starts or stops recording events (and the MAC table's journal) for monitors.
+    pub fn set_monitoring(&mut self, on: bool) {
+        self.events.set_on(on);
+        self.bridge.set_fdb_journal(on);
+        self.states.clear();
+        if on {
+            self.collect_events();
         }
     }
 

@@ -35,8 +35,25 @@ pub(super) struct Slot {
     /// The last send found the link down (EIO); cleared by the next successful send.
     pub link_down: bool,
     pub last_warning: Option<Duration>,
-    pub last_guard_log: Option<Duration>,
-    pub last_alert_log: Option<Duration>,
+    pub guard_reports: Throttle,
+    pub alert_reports: Throttle,
+}
+
+/// Reports of something that can happen on every frame (ARP guard drops, security alerts):
+/// at most one per [`WARN_INTERVAL`], each with the number of times since the last.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<Duration>,
+    count: u64,
+}
+
+impl Throttle {
+    /// Counts one more at `now`; if it may be reported now, returns how many there were since
+    /// the last report (this one included).
+    pub fn hit(&mut self, now: Duration) -> Option<u64> {
+        self.count += 1;
+        Slot::may_warn(&mut self.last, now).then(|| std::mem::take(&mut self.count))
+    }
 }
 
 /// What became of a send.
@@ -64,8 +81,8 @@ impl Slot {
             rx_held: FrameQueue::default(),
             link_down: false,
             last_warning: None,
-            last_guard_log: None,
-            last_alert_log: None,
+            guard_reports: Throttle::default(),
+            alert_reports: Throttle::default(),
         }
     }
 

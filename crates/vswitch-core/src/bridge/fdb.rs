@@ -9,15 +9,19 @@ use std::time::Duration;
 use hashbrown::HashMap;
 
 use super::PortId;
-pub use super::table::{Counters as FdbCounters, TableFull};
+pub use super::table::{Change, Counters as FdbCounters, JOURNAL_CAP, TableFull};
 use super::table::{PortTable, Row};
 use crate::wire::MacAddr;
 
+/// An entry's key: a MAC in a VLAN.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct MacKey {
-    vlan: u16,
-    mac: MacAddr,
+pub struct MacKey {
+    pub vlan: u16,
+    pub mac: MacAddr,
 }
+
+/// A change to the MAC table, as its journal records it.
+pub type FdbChange = Change<MacKey, Mark>;
 
 /// Fed to the hasher as one 64-bit word (the derived impl makes three calls), which is most of
 /// a lookup's cost on the known-unicast path.
@@ -147,6 +151,18 @@ impl Fdb {
 
     pub fn counters(&self) -> FdbCounters {
         self.table.counters()
+    }
+
+    /// Turns the journal of changes (learned, moved, aged, evicted, added, deleted, flushed)
+    /// on or off: off, recording costs nothing.
+    pub fn set_journal(&mut self, on: bool) {
+        self.table.set_journal(on);
+    }
+
+    /// Hands the changes recorded since the last call to `each`, oldest first; returns how
+    /// many were lost to [`JOURNAL_CAP`] since.
+    pub fn drain_journal(&mut self, each: impl FnMut(FdbChange)) -> u64 {
+        self.table.drain_journal(each)
     }
 
     /// Static entries in the table.
@@ -811,6 +827,102 @@ mod tests {
             assert_eq!(learn(&mut fdb, 0, mac(1), P1, t(0)), Learned::Ok);
             assert!(fdb.remove_mac(0, mac(1)));
         }
+    }
+
+    #[test]
+    fn the_journal_records_every_change_while_it_is_on() {
+        let mut fdb = Fdb::new(2, 10);
+        learn(&mut fdb, 0, mac(1), P0, t(0));
+        let mut seen = Vec::new();
+        assert_eq!(fdb.drain_journal(|c| seen.push(c)), 0);
+        assert!(seen.is_empty(), "off: nothing recorded");
+
+        fdb.set_journal(true);
+        let key = |n| MacKey {
+            vlan: 0,
+            mac: mac(n),
+        };
+        learn(&mut fdb, 0, mac(1), P0, t(1)); // a refresh: no change
+        learn(&mut fdb, 0, mac(1), P1, t(1));
+        learn(&mut fdb, 0, mac(2), P1, t(1));
+        learn(&mut fdb, 0, mac(3), P0, t(1)); // full: P1 holds the most, its oldest goes
+        learn(&mut fdb, 0, mac(7), P0, t(1)); // full: a tie, the lower port's oldest goes
+        fdb.add_static(0, mac(4), P2).unwrap(); // full again: P0 holds the most
+        assert!(fdb.remove_mac(0, mac(4)));
+        learn(&mut fdb, 0, mac(8), P0, t(1));
+        fdb.flush(Some(P1));
+        fdb.flush(Some(P0));
+        learn(&mut fdb, 0, mac(5), P2, t(2));
+        fdb.expire(t(20));
+        learn(&mut fdb, 0, mac(6), P2, t(20));
+        fdb.remove_port(P2);
+        fdb.drain_journal(|c| seen.push(c));
+        let learned = |n, port| Change::Learned {
+            key: key(n),
+            value: Mark::Plain,
+            port,
+        };
+        assert_eq!(
+            seen,
+            [
+                Change::Moved {
+                    key: key(1),
+                    from: P0,
+                    to: P1
+                },
+                learned(2, P1),
+                Change::Evicted {
+                    key: key(1),
+                    port: P1
+                },
+                learned(3, P0),
+                Change::Evicted {
+                    key: key(3),
+                    port: P0
+                },
+                learned(7, P0),
+                Change::Evicted {
+                    key: key(7),
+                    port: P0
+                },
+                Change::Added {
+                    key: key(4),
+                    value: Mark::Plain,
+                    port: P2
+                },
+                Change::Deleted {
+                    key: key(4),
+                    port: P2
+                },
+                learned(8, P0),
+                Change::Flushed {
+                    port: Some(P1),
+                    entries: 1
+                },
+                Change::Flushed {
+                    port: Some(P0),
+                    entries: 1
+                },
+                learned(5, P2),
+                Change::Aged {
+                    key: key(5),
+                    port: P2
+                },
+                learned(6, P2),
+            ],
+            "removing a port is reported by its caller"
+        );
+
+        // Past the cap, changes are counted, not kept.
+        let mut big = Fdb::new(JOURNAL_CAP + 10, 10);
+        big.set_journal(true);
+        for n in 0..JOURNAL_CAP as u32 + 10 {
+            learn(&mut big, 0, mac(n), P0, t(0));
+        }
+        let mut kept = 0;
+        assert_eq!(big.drain_journal(|_| kept += 1), 10);
+        assert_eq!(kept, JOURNAL_CAP);
+        assert_eq!(big.drain_journal(|_| kept += 1), 0, "drained");
     }
 
     #[test]

@@ -25,7 +25,10 @@ use std::time::Duration;
 use crate::wire::{EthernetFrame, EthernetProtocol, MacAddr};
 use admission::Ingress;
 pub use arp::{Arp, ArpCounters, ArpEntry, ArpInfo, ArpReply};
-pub use fdb::{Fdb, FdbCounters, FdbEntry, Learned, Mark, MoveLimit, TableFull};
+pub use fdb::{
+    Change, Fdb, FdbChange, FdbCounters, FdbEntry, JOURNAL_CAP, Learned, MacKey, Mark, MoveLimit,
+    TableFull,
+};
 pub use port::{
     FloodKind, LinkLocal, LinkState, PortConfig, PortFlags, Security, StormAction, StormLimits,
 };
@@ -301,6 +304,16 @@ impl Bridge {
 
     pub fn fdb(&self) -> &Fdb {
         &self.fdb
+    }
+
+    /// Turns the MAC table's journal of changes on or off (for `vswitchctl monitor`).
+    pub fn set_fdb_journal(&mut self, on: bool) {
+        self.fdb.set_journal(on);
+    }
+
+    /// Hands the MAC table's changes since the last call to `each`; returns how many were lost.
+    pub fn drain_fdb_journal(&mut self, each: impl FnMut(FdbChange)) -> u64 {
+        self.fdb.drain_journal(each)
     }
 
     /// The port's receive side: frames in, and frames dropped at admission and decision.

@@ -69,6 +69,38 @@ pub struct Counters {
     pub evicted: u64,
 }
 
+/// A change to a table, as the journal records it (when it is on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change<K, V> {
+    /// A new learned entry.
+    Learned { key: K, value: V, port: PortId },
+    /// A learned entry moved to another port.
+    Moved { key: K, from: PortId, to: PortId },
+    /// An entry not seen for the ageing time went.
+    Aged { key: K, port: PortId },
+    /// An entry went to make room in a full table.
+    Evicted { key: K, port: PortId },
+    /// An operator added a static entry (replacing any entry for the key).
+    Added { key: K, value: V, port: PortId },
+    /// An operator deleted an entry.
+    Deleted { key: K, port: PortId },
+    /// The learned entries of a port (or of all) were flushed.
+    Flushed {
+        port: Option<PortId>,
+        entries: usize,
+    },
+}
+
+/// Most changes the journal holds between two drains; past it they are counted as lost.
+pub const JOURNAL_CAP: usize = 65_536;
+
+/// What changed since the journal was last drained.
+#[derive(Debug)]
+struct Journal<K, V> {
+    changes: Vec<Change<K, V>>,
+    lost: u64,
+}
+
 /// One entry as shown to users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row<K, V> {
@@ -89,6 +121,8 @@ pub struct PortTable<K, V> {
     capacity: usize,
     ageing: u32,
     counters: Counters,
+    /// Off (`None`) unless someone watches: then every change is recorded.
+    journal: Option<Journal<K, V>>,
 }
 
 /// Slab indices are u32 with `NIL` reserved.
@@ -114,6 +148,37 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
             capacity,
             ageing,
             counters: Counters::default(),
+            journal: None,
+        }
+    }
+
+    /// Turns the journal of changes on or off (off forgets what it held).
+    pub fn set_journal(&mut self, on: bool) {
+        if on != self.journal.is_some() {
+            self.journal = on.then(|| Journal {
+                changes: Vec::new(),
+                lost: 0,
+            });
+        }
+    }
+
+    /// Hands the changes recorded since the last call to `each`, oldest first; returns how
+    /// many were lost to [`JOURNAL_CAP`] since.
+    pub fn drain_journal(&mut self, mut each: impl FnMut(Change<K, V>)) -> u64 {
+        let Some(journal) = self.journal.as_mut() else {
+            return 0;
+        };
+        journal.changes.drain(..).for_each(&mut each);
+        std::mem::take(&mut journal.lost)
+    }
+
+    fn record(&mut self, change: Change<K, V>) {
+        if let Some(journal) = self.journal.as_mut() {
+            if journal.changes.len() < JOURNAL_CAP {
+                journal.changes.push(change);
+            } else {
+                journal.lost += 1;
+            }
         }
     }
 
@@ -198,6 +263,13 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
             moved.seen = now;
             self.push_tail(idx);
             self.counters.moved += 1;
+            if entry.port != port {
+                self.record(Change::Moved {
+                    key,
+                    from: entry.port,
+                    to: port,
+                });
+            }
             return;
         }
         if !self.make_room() {
@@ -215,6 +287,7 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         self.map.insert(key, idx);
         self.push_tail(idx);
         self.counters.learned += 1;
+        self.record(Change::Learned { key, value, port });
     }
 
     /// Removes every entry not seen for more than the ageing time; returns how many went. With
@@ -230,8 +303,13 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
                 {
                     break;
                 }
+                let entry = self.entries[idx as usize];
                 self.remove(idx);
                 removed += 1;
+                self.record(Change::Aged {
+                    key: entry.key,
+                    port: entry.port,
+                });
             }
         }
         self.counters.expired += removed as u64;
@@ -256,12 +334,22 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         });
         self.map.insert(key, idx);
         self.lru_mut(port).statics += 1;
+        self.record(Change::Added { key, value, port });
         Ok(())
     }
 
     /// Removes the learned entries of `port`, or of every port; static entries stay. Returns how
     /// many went.
     pub fn flush(&mut self, port: Option<PortId>) -> usize {
+        let entries = self.flush_quietly(port);
+        if entries > 0 {
+            self.record(Change::Flushed { port, entries });
+        }
+        entries
+    }
+
+    /// [`PortTable::flush`] without a journal record.
+    fn flush_quietly(&mut self, port: Option<PortId>) -> usize {
         let ports = match port {
             Some(p) => p.index()..p.index() + 1,
             None => 0..self.lru.len(),
@@ -277,9 +365,9 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
     }
 
     /// Removes every entry of `port`, static ones included (it left the switch); returns how
-    /// many went.
+    /// many went. The journal records nothing: the caller reports the port's removal.
     pub fn remove_port(&mut self, port: PortId) -> usize {
-        let mut removed = self.flush(Some(port));
+        let mut removed = self.flush_quietly(Some(port));
         if self.lru.get(port.index()).is_some_and(|l| l.statics > 0) {
             let statics: Vec<u32> = self
                 .map
@@ -302,7 +390,9 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
     pub fn remove_key(&mut self, key: &K) -> bool {
         match self.map.get(key) {
             Some(&idx) => {
+                let port = self.entries[idx as usize].port;
                 self.remove(idx);
+                self.record(Change::Deleted { key: *key, port });
                 true
             }
             None => false,
@@ -379,8 +469,13 @@ impl<K: Copy + Eq + Hash, V: Copy + PartialEq> PortTable<K, V> {
         if idx == NIL {
             return false;
         }
+        let entry = self.entries[idx as usize];
         self.remove(idx);
         self.counters.evicted += 1;
+        self.record(Change::Evicted {
+            key: entry.key,
+            port: entry.port,
+        });
         true
     }
 
