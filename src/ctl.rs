@@ -169,6 +169,10 @@ pub enum MirrorCommand {
         from: Vec<String>,
         #[arg(long, value_parser = ["rx", "tx", "both"], default_value = "both")]
         direction: String,
+        /// Only frames the switch classified into this VLAN (0 to 4094; 0 is an untagged
+        /// switch's one VLAN) [default: every frame].
+        #[arg(long, value_name = "VID", value_parser = clap::value_parser!(u16).range(0..=4094))]
+        vlan: Option<u16>,
         /// The output port.
         #[arg(long, value_name = "PORT")]
         to: String,
@@ -252,11 +256,13 @@ impl Command {
                 name,
                 from,
                 direction,
+                vlan,
                 to,
             }) => Request::MirrorAdd {
                 name,
                 from,
                 direction: Some(direction),
+                vlan,
                 to,
             },
             Command::Mirror(MirrorCommand::Del { name }) => Request::MirrorDel { name },
@@ -569,10 +575,11 @@ fn mirror_table(rows: &[MirrorRow]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "{}: {} ({}) -> {}: {} frames, {} dropped",
+            "{}: {} ({}{}) -> {}: {} frames, {} dropped",
             r.name,
             r.from.join(","),
             r.direction,
+            r.vlan.map(|v| format!(", vlan {v}")).unwrap_or_default(),
             r.to,
             r.frames,
             r.dropped
@@ -657,6 +664,13 @@ fn port_stats(rows: &[PortStatsRow]) -> String {
             let _ = writeln!(out, "  drops: {total}");
         } else {
             let _ = writeln!(out, "  drops: {total} ({})", detail.join(", "));
+        }
+        if r.captured > 0 || r.capture_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  capture: {} frames captured, {} lost to slow readers",
+                r.captured, r.capture_dropped
+            );
         }
     }
     out
@@ -810,6 +824,8 @@ mod tests {
             drops: [("malformed".to_owned(), frames / 10)]
                 .into_iter()
                 .collect(),
+            captured: 0,
+            capture_dropped: 0,
         };
         let rates = port_rates(&[row(100, 10_000)], &[row(300, 1_010_000)], 2.0);
         assert_eq!(

@@ -106,6 +106,24 @@ struct Capturing {
     capture: Capture,
     /// When the next statistics blocks are due (switch time).
     next_stats: Duration,
+    /// Per captured port, what the port's counters were told so far.
+    reported: Vec<capture::PortCounts>,
+}
+
+impl Capturing {
+    /// Adds what the capture did since the last call to its ports' counters.
+    fn report_counts(&mut self, switch: &mut Switch) {
+        let shared = capture::lock(&self.capture.shared);
+        let ports = self.capture.spec.ports.iter();
+        for ((port, now), was) in ports.zip(&shared.counts).zip(&mut self.reported) {
+            let dropped = now.dropped - was.dropped;
+            let captured = (now.seen - was.seen) - dropped;
+            switch
+                .datapath_mut()
+                .count_capture(port.id, captured, dropped);
+            *was = *now;
+        }
+    }
 }
 
 /// How often a capture's stream carries statistics blocks (drop counts), so that even a
@@ -435,11 +453,13 @@ impl Reactor {
             "capture of {} started by a control client",
             names.join(", ")
         );
+        let reported = vec![capture::PortCounts::default(); capture.spec.ports.len()];
         self.captures.push(Capturing {
             client,
             tap,
             capture,
             next_stats: self.switch.now() + CAPTURE_STATS,
+            reported,
         });
     }
 
@@ -456,6 +476,7 @@ impl Reactor {
         let registry = self.poll.registry();
         let switch = &mut self.switch;
         self.captures.retain_mut(|c| {
+            c.report_counts(switch);
             let Some(queued) = control.backlog(c.client) else {
                 switch.datapath_mut().taps_mut().detach(c.tap);
                 return false;

@@ -317,6 +317,7 @@ impl Switch {
                 "tx" => Some(Direction::Tx),
                 _ => None,
             },
+            vlan: mirror.vlan,
             to: id(&mirror.to)?,
         };
         self.datapath

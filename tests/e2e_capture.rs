@@ -170,6 +170,13 @@ fn a_stalled_reader_loses_capture_frames_never_switch_frames() {
         .max()
         .unwrap_or(0);
     assert!(drops > 0, "no drops counted in {} blocks", blocks.len());
+    // The port's counters say what the capture lost, apart from the switch's drops.
+    let stats = lab.ctl_json(&["port", "stats", &lab.tap(2)]);
+    assert!(
+        stats[0]["capture_dropped"].as_u64().unwrap() >= drops,
+        "{stats}"
+    );
+    assert!(stats[0]["captured"].as_u64().unwrap() > 0, "{stats}");
     // The switch still answers and forwards.
     assert!(h1.ping(&h2.ip, 2));
     lab.ctl_ok(&["show"]);

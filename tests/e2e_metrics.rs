@@ -51,13 +51,31 @@ fn metrics_parse_as_prometheus_and_match_port_stats() {
         return;
     }
     let mut lab = Lab::new();
-    lab.start_switch(2, &[]);
+    lab.start_switch(3, &[]);
     let h1 = lab.add_host(1, 1500);
     let h2 = lab.add_host(2, 1500);
+    lab.add_host(3, 1500);
     assert!(h1.ping_eventually(&h2.ip), "{}", lab.log());
     h1.pin_neighbour(&h2);
     h2.pin_neighbour(&h1);
+    // A mirror of h1's port to h3's, and a capture of 4 of h1's frames, while h1 pings h2.
+    let (tap1, tap3) = (lab.tap(1), lab.tap(3));
+    lab.ctl_ok(&["mirror", "add", "m1", "--from", &tap1, "--to", &tap3]);
+    let file = lab.dir.join("four.pcapng");
+    let mut capture = std::process::Command::new(common::VSWITCHCTL)
+        .arg("-s")
+        .arg(lab.ctl_path())
+        .args(["capture", &tap1, "-c", "4", "-w"])
+        .arg(&file)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(h1.ping(&h2.ip, 3));
+    let ended = common::wait_exit(&mut capture, std::time::Duration::from_secs(10));
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "capture -c 4 did not end"
+    );
     let stats = lab.ctl_json(&["port", "stats"]);
     let metrics = parse(&lab.ctl_ok(&["metrics"]));
     let switch = "vswitch0";
@@ -86,6 +104,23 @@ fn metrics_parse_as_prometheus_and_match_port_stats() {
             Some(&1.0)
         );
     }
+    let row = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == tap1.as_str())
+        .unwrap();
+    assert_eq!(row["captured"], 4, "{row}");
+    let labels = format!("kind=tap,port={tap1},switch={switch}");
+    assert_eq!(
+        metrics.get(&format!("vswitch_port_captured_frames_total{{{labels}}}")),
+        Some(&4.0)
+    );
+    let mirrors = lab.ctl_json(&["mirror", "list"]);
+    let sent = mirrors[0]["frames"].as_f64().unwrap();
+    assert!(sent >= 6.0, "{mirrors}");
+    let key = format!("vswitch_mirror_frames_total{{mirror=m1,switch={switch},to={tap3}}}");
+    assert_eq!(metrics.get(&key), Some(&sent), "{key}");
     let fdb = lab.ctl_json(&["fdb", "stats"]);
     let entries = format!("vswitch_fdb_entries{{switch={switch}}}");
     assert_eq!(metrics.get(&entries).copied(), fdb["entries"].as_f64());

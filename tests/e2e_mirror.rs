@@ -82,3 +82,75 @@ fn a_mirror_in_the_config_file_starts_and_reloads() {
     lab.ctl_ok(&["reload"]);
     assert_eq!(lab.ctl_json(&["mirror", "list"]), serde_json::json!([]));
 }
+
+#[test]
+fn a_mirror_with_a_vlan_copies_only_that_vlans_frames() {
+    if !root_or_skip("mirror_vlan") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let mut args = Vec::new();
+    for (i, vlan) in [(1, "10"), (2, "10"), (3, "20"), (4, "20"), (5, "30")] {
+        args.push("--port".to_owned());
+        args.push(format!("{},vlan={vlan}", lab.tap(i)));
+    }
+    lab.launch(args, &[1, 2, 3, 4, 5]);
+    let h: Vec<_> = (1..=5).map(|i| lab.add_host(i, 1500)).collect();
+    assert!(h[0].ping_eventually(&h[1].ip), "{}", lab.log());
+    assert!(h[2].ping_eventually(&h[3].ip), "{}", lab.log());
+    let from = format!("{},{}", lab.tap(1), lab.tap(3));
+    lab.ctl_ok(&[
+        "mirror",
+        "add",
+        "v10",
+        "--from",
+        &from,
+        "--vlan",
+        "10",
+        "--to",
+        &lab.tap(5),
+    ]);
+    let list = lab.ctl_json(&["mirror", "list"]);
+    assert_eq!(list[0]["vlan"], 10, "{list}");
+
+    // Both sources talk; only VLAN 10's pings reach the mirror's output.
+    let pcap = lab.dir.join("h5.pcap");
+    let capture = h[4].capture("icmp", &pcap);
+    assert!(h[0].ping(&h[1].ip, 3));
+    assert!(h[2].ping(&h[3].ip, 3));
+    capture.finish();
+    let frames = pcap_frames(&pcap);
+    let between = |a: &str, b: &str| {
+        let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+            (a.parse().unwrap(), b.parse().unwrap());
+        frames
+            .iter()
+            .filter(|(_, f)| {
+                f.len() >= 34 && {
+                    let (src, dst) = (&f[26..30], &f[30..34]);
+                    (src == a.octets() && dst == b.octets())
+                        || (src == b.octets() && dst == a.octets())
+                }
+            })
+            .count()
+    };
+    assert_eq!(between(&h[0].ip, &h[1].ip), 6, "VLAN 10: both ways");
+    assert_eq!(between(&h[2].ip, &h[3].ip), 0, "VLAN 20 is not mirrored");
+
+    let bad = lab.ctl(&[
+        "mirror",
+        "add",
+        "x",
+        "--from",
+        &lab.tap(1),
+        "--vlan",
+        "5000",
+        "--to",
+        &lab.tap(5),
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a VLAN past 4094 is a usage error"
+    );
+}

@@ -285,3 +285,79 @@ fn a_monitor_that_stops_reading_loses_events_and_is_told_how_many() {
         data.len()
     );
 }
+
+#[test]
+fn monitor_shows_a_macs_life_in_order() {
+    if !root_or_skip("monitor_order") {
+        return;
+    }
+    if !run(&["sh", "-c", "command -v mausezahn"]).status.success() {
+        if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
+            panic!("monitor_order: mausezahn is not installed (scripts/deps.sh install)");
+        }
+        eprintln!("monitor_order: skipped, needs mausezahn (netsniff-ng)");
+        return;
+    }
+    let (lab, hosts) = Lab::with_hosts(3, &["--mac-ageing", "10"]);
+    let mut mon = Monitor::start(&lab, &["--json", "monitor", "fdb", "port"]);
+    let probe = "02:00:00:00:99:02";
+    let listening = (0..40).any(|_| {
+        lab.ctl_ok(&["fdb", "add", &lab.tap(1), probe]);
+        let heard = mon
+            .wait_for(Duration::from_millis(250), |l| l.contains(probe))
+            .is_some();
+        lab.ctl_ok(&["fdb", "del", probe]);
+        heard
+    });
+    assert!(listening, "the monitor heard nothing:\n{}", lab.log());
+
+    // One MAC, sent once from h3 and once from h1, then never again.
+    let mac = "02:00:00:00:77:01";
+    let send = |h: &common::Host| {
+        let out = h.run(&[
+            "mausezahn",
+            &h.ifname,
+            "-q",
+            "-a",
+            mac,
+            "-b",
+            "bcast",
+            "-c",
+            "1",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    send(&hosts[2]);
+    let learned = mon.event(&[("event", "learned"), ("mac", mac), ("port", &lab.tap(3))]);
+    send(&hosts[0]);
+    let moved = mon.event(&[
+        ("event", "moved"),
+        ("mac", mac),
+        ("from", &lab.tap(3)),
+        ("to", &lab.tap(1)),
+    ]);
+    // Ageing runs once a second: gone 10 to 12 s after its last frame.
+    let aged = {
+        let want = |l: &str| l.contains("\"event\":\"aged\"") && l.contains(mac);
+        let line = mon.wait_for(Duration::from_secs(20), want);
+        serde_json::from_str::<Value>(&line.expect("no aged event")).unwrap()
+    };
+    assert_eq!(aged["port"], lab.tap(1).as_str());
+    lab.ctl_ok(&["port", "del", &lab.tap(2)]);
+    let removed = mon.event(&[("event", "removed"), ("port", &lab.tap(2))]);
+
+    let at = |event: &Value| {
+        mon.seen
+            .iter()
+            .position(|l| serde_json::from_str::<Value>(l).ok().as_ref() == Some(event))
+            .unwrap()
+    };
+    let order = [at(&learned), at(&moved), at(&aged), at(&removed)];
+    assert!(order.is_sorted(), "{order:?}:\n{}", mon.seen.join("\n"));
+    let time = |e: &Value| e["time"].as_f64().unwrap();
+    let lived = time(&aged) - time(&moved);
+    assert!(
+        (9.0..14.0).contains(&lived),
+        "aged {lived} s after its last frame"
+    );
+}

@@ -123,7 +123,7 @@ pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 }
 
 impl Tap for CaptureTap {
-    fn wants(&self, port: PortId, direction: Direction) -> bool {
+    fn wants(&self, port: PortId, direction: Direction, _: Option<u16>) -> bool {
         self.spec.direction.is_none_or(|d| d == direction)
             && self.spec.ports.iter().any(|p| p.id == port)
     }

@@ -67,7 +67,8 @@ struct RawFile {
     mirror: Vec<Spanned<RawMirror>>,
 }
 
-/// A port mirror: `[[mirror]]` with `name`, `from` (a port or a list), `to`, `direction`.
+/// A port mirror: `[[mirror]]` with `name`, `from` (a port or a list), `to`, `direction`,
+/// `vlan`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMirror {
@@ -75,6 +76,7 @@ struct RawMirror {
     from: OneOrMany,
     to: String,
     direction: Option<String>,
+    vlan: Option<u16>,
 }
 
 /// A static MAC entry: `[[fdb]]` with `port`, `mac`, `vlan` (what `vswitchctl fdb save`
@@ -355,6 +357,7 @@ impl FileConfig {
                 from,
                 to: m.to,
                 direction: m.direction.unwrap_or_else(|| "both".to_owned()),
+                vlan: m.vlan,
             };
             mirror
                 .check()

@@ -16,6 +16,7 @@ use smoltcp::wire::IpCidr;
 
 use crate::bridge::{BridgeConfig, MoveLimit};
 use crate::wire::MacAddr;
+use crate::wire::vlan::MAX_VID;
 use file::FileConfig;
 
 /// A spec's target and kind are the port layer's; re-exported so users of a [`PortSpec`] can
@@ -185,6 +186,8 @@ pub struct MirrorConfig {
     pub to: String,
     /// `rx`, `tx` or `both`.
     pub direction: String,
+    /// Only frames in this VLAN.
+    pub vlan: Option<u16>,
 }
 
 impl MirrorConfig {
@@ -202,6 +205,11 @@ impl MirrorConfig {
                 "direction {:?}: expected rx, tx or both",
                 self.direction
             ));
+        }
+        if let Some(vlan) = self.vlan
+            && vlan > MAX_VID
+        {
+            return Err(format!("vlan {vlan}: expected 0 to {MAX_VID}"));
         }
         if self.from.contains(&self.to) {
             return Err(format!(

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::bridge::{Mark, PortId, PortStats};
 use crate::config::{MirrorConfig, PortSpec, split_options};
-use crate::datapath::taps::Direction;
+use crate::datapath::taps::{CaptureCounts, Direction};
 use crate::switch::Switch;
 use crate::wire::vlan::MAX_VID;
 
@@ -128,7 +128,8 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
                 .into_iter()
                 .filter_map(|id| {
                     let name = switch.port(id)?.name().to_owned();
-                    Some(stats_row(name, &switch.port_stats(id)?))
+                    let capture = switch.datapath().capture_counts(id)?;
+                    Some(stats_row(name, &switch.port_stats(id)?, capture))
                 })
                 .collect();
             to_value(rows)
@@ -155,6 +156,7 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
             name,
             from,
             direction,
+            vlan,
             to,
         } => {
             let mirror = MirrorConfig {
@@ -162,6 +164,7 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
                 from,
                 to,
                 direction: direction.unwrap_or_else(|| "both".to_owned()),
+                vlan,
             };
             switch.add_mirror(&mirror)?;
             info!(
@@ -247,6 +250,7 @@ fn mirror_rows(switch: &Switch) -> Vec<MirrorRow> {
                 Some(Direction::Tx) => "tx",
             }
             .to_owned(),
+            vlan: spec.vlan,
             to: switch.port_name(spec.to),
             frames: counts.frames,
             dropped: counts.dropped,
@@ -373,7 +377,7 @@ fn arp_show(switch: &Switch) -> Vec<ArpRow> {
     rows
 }
 
-fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
+fn stats_row(name: String, stats: &PortStats, capture: CaptureCounts) -> PortStatsRow {
     PortStatsRow {
         name,
         rx_frames: stats.rx_frames,
@@ -384,5 +388,7 @@ fn stats_row(name: String, stats: &PortStats) -> PortStatsRow {
             .drop_counts()
             .map(|(r, n)| (r.name().to_owned(), n))
             .collect::<BTreeMap<_, _>>(),
+        captured: capture.captured,
+        capture_dropped: capture.dropped,
     }
 }

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::bridge::DropReason;
+use crate::datapath::mirror::MirrorCounts;
+use crate::datapath::taps::CaptureCounts;
 use crate::switch::Switch;
 
 /// A per-port counter: name, type, help, and where in a port's stats it is.
@@ -13,6 +15,9 @@ type PerPort = (
     &'static str,
     fn(&crate::bridge::PortStats) -> u64,
 );
+
+/// A counter of something other than a port's stats: name, help, and where in a `T` it is.
+type Counter<T> = (&'static str, &'static str, fn(&T) -> u64);
 
 /// A label value with `\`, `"` and newlines escaped, as the format wants.
 fn label(value: &str) -> String {
@@ -51,7 +56,8 @@ pub fn render(switch: &Switch) -> String {
                 label(port.name()),
                 port.kind()
             );
-            Some((labels, stats, switch.port_state(id) == "up"))
+            let capture = switch.datapath().capture_counts(id)?;
+            Some((labels, stats, switch.port_state(id) == "up", capture))
         })
         .collect();
     let per_port: [PerPort; 4] = [
@@ -82,7 +88,7 @@ pub fn render(switch: &Switch) -> String {
     ];
     for (name, kind, help, value) in per_port {
         family(&mut out, name, kind, help);
-        for (labels, stats, _) in &ports {
+        for (labels, stats, _, _) in &ports {
             let _ = writeln!(out, "{name}{{{labels}}} {}", value(stats));
         }
     }
@@ -92,7 +98,7 @@ pub fn render(switch: &Switch) -> String {
         "counter",
         "Frames dropped, by reason (docs/control.md lists the reasons).",
     );
-    for (labels, stats, _) in &ports {
+    for (labels, stats, _, _) in &ports {
         for reason in DropReason::ALL {
             let _ = writeln!(
                 out,
@@ -107,8 +113,56 @@ pub fn render(switch: &Switch) -> String {
         "gauge",
         "1 while the port is up, else 0.",
     );
-    for (labels, _, up) in &ports {
+    for (labels, _, up, _) in &ports {
         let _ = writeln!(out, "vswitch_port_up{{{labels}}} {}", u8::from(*up));
+    }
+    let per_capture: [Counter<CaptureCounts>; 2] = [
+        (
+            "vswitch_port_captured_frames_total",
+            "Frames of the port live captures wrote to their streams.",
+            |c| c.captured,
+        ),
+        (
+            "vswitch_port_capture_dropped_frames_total",
+            "Frames of the port live captures lost to slow readers (forwarded all the same).",
+            |c| c.dropped,
+        ),
+    ];
+    for (name, help, value) in per_capture {
+        family(&mut out, name, "counter", help);
+        for (labels, _, _, capture) in &ports {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(capture));
+        }
+    }
+    let mirrors: Vec<_> = switch
+        .datapath()
+        .mirrors()
+        .map(|(spec, counts)| {
+            let labels = format!(
+                "switch=\"{sw}\",mirror=\"{}\",to=\"{}\"",
+                label(&spec.name),
+                label(&switch.port_name(spec.to))
+            );
+            (labels, counts)
+        })
+        .collect();
+    let per_mirror: [Counter<MirrorCounts>; 2] = [
+        (
+            "vswitch_mirror_frames_total",
+            "Copies a mirror sent out of its output port.",
+            |c| c.frames,
+        ),
+        (
+            "vswitch_mirror_dropped_frames_total",
+            "Copies a mirror lost (its queue was full, or the output could not take them).",
+            |c| c.dropped,
+        ),
+    ];
+    for (name, help, value) in per_mirror {
+        family(&mut out, name, "counter", help);
+        for (labels, counts) in &mirrors {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(counts));
+        }
     }
     let fdb = switch.bridge().fdb();
     let c = fdb.counters();

@@ -100,6 +100,9 @@ pub enum Request {
         from: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         direction: Option<String>,
+        /// Only frames in this VLAN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
         to: String,
     },
     /// Remove a mirror.
@@ -227,6 +230,13 @@ pub struct PortStatsRow {
     pub tx_bytes: u64,
     /// Dropped frames by reason (every reason, zero or not).
     pub drops: BTreeMap<String, u64>,
+    /// Frames live captures of the port wrote to their streams.
+    #[serde(default)]
+    pub captured: u64,
+    /// Frames live captures of the port lost to a reader that fell behind (the switch
+    /// forwarded them: these are not drops).
+    #[serde(default)]
+    pub capture_dropped: u64,
 }
 
 /// The reply to `port-show` (and `port-set`, after the change).
@@ -257,6 +267,9 @@ pub struct MirrorRow {
     pub from: Vec<String>,
     /// `rx`, `tx` or `both`.
     pub direction: String,
+    /// Only frames in this VLAN (absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     pub to: String,
     /// Copies sent out of `to`.
     pub frames: u64,

@@ -81,7 +81,7 @@ impl InFlight {
         }
         let frame = self.buf.frame();
         if !self.taps.is_empty() {
-            self.taps.copy(out, Direction::Tx, frame, now);
+            self.taps.copy(out, Direction::Tx, Some(vlan), frame, now);
         }
         let per_segment = slot
             .tx_impair

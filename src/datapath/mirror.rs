@@ -24,6 +24,8 @@ pub struct MirrorSpec {
     pub from: Vec<PortId>,
     /// `None`: both directions.
     pub direction: Option<Direction>,
+    /// Only frames the switch classified into this VLAN; `None`: every frame.
+    pub vlan: Option<u16>,
     pub to: PortId,
 }
 
@@ -50,12 +52,15 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 struct MirrorTap {
     from: Vec<PortId>,
     direction: Option<Direction>,
+    vlan: Option<u16>,
     queue: Arc<Mutex<Queue>>,
 }
 
 impl Tap for MirrorTap {
-    fn wants(&self, port: PortId, direction: Direction) -> bool {
-        self.direction.is_none_or(|d| d == direction) && self.from.contains(&port)
+    fn wants(&self, port: PortId, direction: Direction, vlan: Option<u16>) -> bool {
+        self.direction.is_none_or(|d| d == direction)
+            && self.vlan.is_none_or(|v| vlan == Some(v))
+            && self.from.contains(&port)
     }
 
     fn frame(&mut self, _: PortId, _: Direction, frame: &[u8], _: Duration) {
@@ -83,6 +88,7 @@ impl Mirror {
         let tap = MirrorTap {
             from: spec.from.clone(),
             direction: spec.direction,
+            vlan: spec.vlan,
             queue: Arc::clone(&queue),
         };
         let mirror = Mirror {

@@ -39,7 +39,7 @@ use egress::{InFlight, hold_copy};
 use impair::{ImpairConfig, ImpairCounts, Impairer, port_seed};
 use mirror::{Mirror, MirrorCounts, MirrorSpec};
 use ports::{PortTable, Sent, Slot, describe_gone};
-use taps::{Direction, Taps};
+use taps::{CaptureCounts, Direction, Taps};
 
 /// How long a port that was full when its held frames were due waits before they are tried
 /// again.
@@ -187,6 +187,19 @@ impl Datapath {
         let mut stats = PortStats::new(rx, &slot.tx);
         stats.add_drops(&slot.rx_edge);
         Some(stats)
+    }
+
+    /// What live captures did with the port's frames.
+    pub fn capture_counts(&self, id: PortId) -> Option<CaptureCounts> {
+        Some(self.ports.get(id)?.capture)
+    }
+
+    /// Adds what a capture did with the port's frames since it last said.
+    pub fn count_capture(&mut self, id: PortId, captured: u64, dropped: u64) {
+        if let Some(slot) = self.ports.get_mut(id) {
+            slot.capture.captured += captured;
+            slot.capture.dropped += dropped;
+        }
     }
 
     /// Applies the edge's share of a port's settings: whether frames may be sent to its host
@@ -371,9 +384,15 @@ impl Datapath {
     fn handle_frame(&mut self, ingress: PortId, slot: &mut Slot, now: Duration) {
         let verdict = self.bridge.ingress(ingress, self.out.buf.eth(), now);
         if !self.out.taps.is_empty() {
+            let vlan = match &verdict {
+                Verdict::Forward { vlan, .. }
+                | Verdict::Flood { vlan, .. }
+                | Verdict::Reply { vlan, .. } => Some(*vlan),
+                _ => None,
+            };
             self.out
                 .taps
-                .copy(ingress, Direction::Rx, self.out.buf.frame(), now);
+                .copy(ingress, Direction::Rx, vlan, self.out.buf.frame(), now);
         }
         match verdict {
             Verdict::Forward { port, vlan, egress } => {

@@ -9,6 +9,7 @@ use log::{debug, warn};
 
 use super::impair::{ImpairConfig, Impairer};
 use super::queue::FrameQueue;
+use super::taps::CaptureCounts;
 use crate::bridge::{Counters, DropReason, PortId};
 use crate::port::Port;
 use crate::wire::VNET_HDR_LEN;
@@ -37,6 +38,8 @@ pub(super) struct Slot {
     pub last_warning: Option<Duration>,
     pub guard_reports: Throttle,
     pub alert_reports: Throttle,
+    /// What captures of this port did.
+    pub capture: CaptureCounts,
 }
 
 /// Reports of something that can happen on every frame (ARP guard drops, security alerts):
@@ -83,6 +86,7 @@ impl Slot {
             last_warning: None,
             guard_reports: Throttle::default(),
             alert_reports: Throttle::default(),
+            capture: CaptureCounts::default(),
         }
     }
 

@@ -20,12 +20,22 @@ pub enum Direction {
 
 /// Something watching frames.
 pub trait Tap: Send {
-    /// Whether it wants the frames of `port` in `direction`.
-    fn wants(&self, port: PortId, direction: Direction) -> bool;
+    /// Whether it wants the frames of `port` in `direction`, classified into `vlan` (`None`:
+    /// dropped before the switch classified it).
+    fn wants(&self, port: PortId, direction: Direction, vlan: Option<u16>) -> bool;
 
     /// One frame: the virtio-net header, then the Ethernet frame, at `now` (time since the
     /// switch started).
     fn frame(&mut self, port: PortId, direction: Direction, frame: &[u8], now: Duration);
+}
+
+/// What live captures did with one port's frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureCounts {
+    /// Frames written to a capture's stream.
+    pub captured: u64,
+    /// Frames a capture lost because its reader fell behind (the switch forwarded them).
+    pub dropped: u64,
 }
 
 /// A tap's number, to detach it with.
@@ -57,10 +67,17 @@ impl Taps {
         Some(self.taps.swap_remove(at).1)
     }
 
-    /// Shows `frame` to every tap that wants it.
-    pub fn copy(&mut self, port: PortId, direction: Direction, frame: &[u8], now: Duration) {
+    /// Shows `frame`, classified into `vlan`, to every tap that wants it.
+    pub fn copy(
+        &mut self,
+        port: PortId,
+        direction: Direction,
+        vlan: Option<u16>,
+        frame: &[u8],
+        now: Duration,
+    ) {
         for (_, tap) in &mut self.taps {
-            if tap.wants(port, direction) {
+            if tap.wants(port, direction, vlan) {
                 tap.frame(port, direction, frame, now);
             }
         }

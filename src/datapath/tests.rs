@@ -311,7 +311,7 @@ struct Recorder {
 }
 
 impl Tap for Recorder {
-    fn wants(&self, port: PortId, _: Direction) -> bool {
+    fn wants(&self, port: PortId, _: Direction, _: Option<u16>) -> bool {
         self.port.is_none_or(|p| p == port)
     }
 
