@@ -94,6 +94,15 @@ pub enum Command {
         /// Bytes kept of each frame, 64 to 262144 [default: 262144].
         #[arg(long, value_name = "BYTES")]
         snaplen: Option<u32>,
+        /// Only frames the switch classified into this VLAN (0 to 4094).
+        #[arg(long, value_name = "VID", value_parser = clap::value_parser!(u16).range(0..=4094))]
+        vlan: Option<u16>,
+        /// Only frames from or to this MAC.
+        #[arg(long, value_name = "MAC")]
+        mac: Option<MacAddr>,
+        /// Only frames of this EtherType after any VLAN tags: 0x0806, arp, ipv4, ipv6 or lldp.
+        #[arg(long, value_name = "TYPE", value_parser = parse_ethertype)]
+        ethertype: Option<u16>,
         /// Where to write: a file, or - for standard output.
         #[arg(short = 'w', value_name = "FILE|-", required = true)]
         write: String,
@@ -242,12 +251,18 @@ impl Command {
                 direction,
                 count,
                 snaplen,
+                vlan,
+                mac,
+                ethertype,
                 ..
             } => Request::Capture {
                 ports,
                 direction: Some(direction),
                 count,
                 snaplen,
+                vlan,
+                mac: mac.map(|m| m.to_string()),
+                ethertype,
             },
             Command::Reload => Request::Reload {},
             Command::Metrics => Request::Metrics {},
@@ -364,6 +379,25 @@ impl Command {
             Command::Version => format!("vswitchd {}\n", value["version"].as_str().unwrap_or("?")),
         })
     }
+}
+
+/// An EtherType: hexadecimal (`0x0806`), or a name for the common ones.
+fn parse_ethertype(text: &str) -> Result<u16, String> {
+    let named = match text.to_ascii_lowercase().as_str() {
+        "arp" => Some(0x0806),
+        "ipv4" | "ip" => Some(0x0800),
+        "ipv6" => Some(0x86dd),
+        "lldp" => Some(0x88cc),
+        _ => None,
+    };
+    if let Some(t) = named {
+        return Ok(t);
+    }
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .ok_or_else(|| format!("{text:?}: expected 0xNNNN, arp, ipv4, ipv6 or lldp"))?;
+    u16::from_str_radix(hex, 16).map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {

@@ -18,7 +18,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::bridge::{BridgeConfig, PortId};
-use crate::capture::{self, Capture, CaptureSpec};
+use crate::capture::{self, Capture, CaptureFilter, CaptureSpec};
 use crate::control::commands::{self, Dump};
 use crate::control::server::{ControlServer, Incoming};
 use crate::control::{Reply, Request};
@@ -364,10 +364,21 @@ impl Reactor {
                 direction,
                 count,
                 snaplen,
+                vlan,
+                mac,
+                ethertype,
             }) = &incoming
             {
-                let spec =
-                    CaptureSpec::parse(&self.switch, ports, direction.as_deref(), *count, *snaplen);
+                let spec = CaptureFilter::parse(*vlan, mac.as_deref(), *ethertype).and_then(|f| {
+                    CaptureSpec::parse(
+                        &self.switch,
+                        ports,
+                        direction.as_deref(),
+                        *count,
+                        *snaplen,
+                        f,
+                    )
+                });
                 self.start_capture(client, spec);
                 continue;
             }

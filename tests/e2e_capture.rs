@@ -181,3 +181,46 @@ fn a_stalled_reader_loses_capture_frames_never_switch_frames() {
     assert!(h1.ping(&h2.ip, 2));
     lab.ctl_ok(&["show"]);
 }
+
+#[test]
+fn a_filtered_capture_keeps_only_what_it_asks_for() {
+    if !root_or_skip("capture_filter") || !tshark_or_skip("capture_filter") {
+        return;
+    }
+    let (lab, h1, h2) = two_hosts();
+    let file = lab.dir.join("arp.pcapng");
+    let mut capture = Command::new(VSWITCHCTL)
+        .arg("-s")
+        .arg(lab.ctl_path())
+        .args([
+            "capture",
+            &lab.tap(1),
+            "--ethertype",
+            "arp",
+            "--mac",
+            &h1.mac,
+        ])
+        .args(["-c", "2", "-w"])
+        .arg(&file)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Pings (IPv4, not kept) then ARP from h1 (kept).
+    assert!(h1.ping(&h2.ip, 3));
+    h1.run(&["arping", "-c", "2", "-w", "3", "-I", &h1.ifname, &h2.ip]);
+    let status = common::wait_exit(&mut capture, Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "capture did not end");
+    let fields = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args(["-T", "fields", "-e", "eth.type", "-e", "eth.addr"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fields.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in lines {
+        assert!(line.starts_with("0x0806\t"), "not ARP: {line}");
+        assert!(line.contains(&h1.mac), "not h1's: {line}");
+    }
+}

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::bridge::PortId;
 use crate::datapath::taps::{Direction, Tap};
 use crate::switch::Switch;
-use crate::wire::VNET_HDR_LEN;
+use crate::wire::vlan::MAX_VID;
+use crate::wire::{MacAddr, VNET_HDR_LEN};
 
 /// Most bytes of pcapng a capture holds for its reader.
 pub const BUFFER_BYTES: usize = 4 << 20;
@@ -35,6 +36,69 @@ pub struct CaptureSpec {
     /// Stop after this many frames.
     pub count: Option<u64>,
     pub snaplen: u32,
+    pub filter: CaptureFilter,
+}
+
+/// Which frames a capture keeps; every field set must match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureFilter {
+    /// Classified into this VLAN by the switch.
+    pub vlan: Option<u16>,
+    /// From or to this MAC.
+    pub mac: Option<MacAddr>,
+    /// Of this EtherType, after any 802.1Q/802.1ad tags.
+    pub ethertype: Option<u16>,
+}
+
+impl CaptureFilter {
+    pub fn parse(
+        vlan: Option<u16>,
+        mac: Option<&str>,
+        ethertype: Option<u16>,
+    ) -> Result<CaptureFilter, String> {
+        if let Some(v) = vlan
+            && v > MAX_VID
+        {
+            return Err(format!("capture: vlan {v}: expected 0 to {MAX_VID}"));
+        }
+        let mac = mac
+            .map(|m| {
+                m.parse::<MacAddr>()
+                    .map_err(|e| format!("capture: mac {m:?}: {e}"))
+            })
+            .transpose()?;
+        Ok(CaptureFilter {
+            vlan,
+            mac,
+            ethertype,
+        })
+    }
+
+    /// Whether an Ethernet frame (from its destination address on) passes the MAC and
+    /// EtherType parts.
+    fn accepts(&self, eth: &[u8]) -> bool {
+        if let Some(mac) = self.mac
+            && eth.get(..6) != Some(&mac.0[..])
+            && eth.get(6..12) != Some(&mac.0[..])
+        {
+            return false;
+        }
+        if let Some(want) = self.ethertype {
+            let mut at = 12;
+            let mut ethertype = None;
+            while let Some(b) = eth.get(at..at + 2) {
+                let t = u16::from_be_bytes([b[0], b[1]]);
+                if matches!(t, 0x8100 | 0x88a8 | 0x9100) {
+                    at += 4;
+                    continue;
+                }
+                ethertype = Some(t);
+                break;
+            }
+            return ethertype == Some(want);
+        }
+        true
+    }
 }
 
 impl CaptureSpec {
@@ -46,6 +110,7 @@ impl CaptureSpec {
         direction: Option<&str>,
         count: Option<u64>,
         snaplen: Option<u32>,
+        filter: CaptureFilter,
     ) -> Result<CaptureSpec, String> {
         if ports.is_empty() {
             return Err("capture: name at least one port".to_owned());
@@ -86,6 +151,7 @@ impl CaptureSpec {
             direction,
             count,
             snaplen,
+            filter,
         })
     }
 }
@@ -123,8 +189,9 @@ pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 }
 
 impl Tap for CaptureTap {
-    fn wants(&self, port: PortId, direction: Direction, _: Option<u16>) -> bool {
+    fn wants(&self, port: PortId, direction: Direction, vlan: Option<u16>) -> bool {
         self.spec.direction.is_none_or(|d| d == direction)
+            && self.spec.filter.vlan.is_none_or(|v| vlan == Some(v))
             && self.spec.ports.iter().any(|p| p.id == port)
     }
 
@@ -137,6 +204,9 @@ impl Tap for CaptureTap {
             return;
         }
         let eth = frame.get(VNET_HDR_LEN..).unwrap_or_default();
+        if !self.spec.filter.accepts(eth) {
+            return;
+        }
         let data = &eth[..eth.len().min(self.spec.snaplen as usize)];
         shared.counts[interface].seen += 1;
         if shared.pending.len() + pcapng::packet_len(data.len()) > BUFFER_BYTES {
@@ -224,5 +294,42 @@ impl Capture {
             .ports
             .iter()
             .any(|p| switch.port(p.id).is_none_or(|port| port.name() != p.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(dst: u8, src: u8, tags: &[u16], ethertype: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, dst, 2, 0, 0, 0, 0, src];
+        for &tpid in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&[0, 10]);
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.resize(f.len() + 46, 0);
+        f
+    }
+
+    #[test]
+    fn filters_match_macs_either_way_and_ethertypes_behind_tags() {
+        let arp = CaptureFilter::parse(None, None, Some(0x0806)).unwrap();
+        assert!(arp.accepts(&frame(1, 2, &[], 0x0806)));
+        assert!(arp.accepts(&frame(1, 2, &[0x88a8, 0x8100], 0x0806)));
+        assert!(!arp.accepts(&frame(1, 2, &[0x8100], 0x0800)));
+        assert!(
+            !arp.accepts(&frame(1, 2, &[0x8100], 0x0800)[..14]),
+            "cut short"
+        );
+
+        let mac = CaptureFilter::parse(None, Some("02:00:00:00:00:02"), None).unwrap();
+        assert!(mac.accepts(&frame(1, 2, &[], 0x0800)));
+        assert!(mac.accepts(&frame(2, 1, &[], 0x0800)));
+        assert!(!mac.accepts(&frame(1, 3, &[], 0x0800)));
+
+        assert!(CaptureFilter::parse(Some(4095), None, None).is_err());
+        let err = CaptureFilter::parse(None, Some("02:00"), None).unwrap_err();
+        assert!(err.contains("mac \"02:00\""), "{err}");
     }
 }

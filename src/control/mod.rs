@@ -73,6 +73,15 @@ pub enum Request {
         count: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snaplen: Option<u32>,
+        /// Only frames the switch classified into this VLAN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
+        /// Only frames from or to this MAC.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
+        /// Only frames of this EtherType (after any VLAN tags).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ethertype: Option<u16>,
     },
     /// Events as they happen: after a one-line reply the connection carries one JSON line per
     /// event (`crate::monitor::Event`) of the `kinds` named (`fdb`, `port`, `security`,
