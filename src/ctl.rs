@@ -147,6 +147,10 @@ pub enum FdbCommand {
         /// VLAN of the entry, 0 to 4094 [default: 0].
         #[arg(value_parser = clap::value_parser!(u16).range(0..=i64::from(MAX_VID)))]
         vlan: Option<u16>,
+        /// For a vxlan port: the remote VTEP (one of its remote= addresses) that frames to
+        /// MAC go to, instead of every remote until the MAC is heard.
+        #[arg(long, value_name = "ADDR")]
+        remote: Option<std::net::IpAddr>,
     },
     /// Delete an entry, learned or static.
     Del {
@@ -286,10 +290,16 @@ impl Command {
             Command::Fdb(c) => match c {
                 FdbCommand::Show => Request::FdbShow {},
                 FdbCommand::Flush { port } => Request::FdbFlush { port },
-                FdbCommand::Add { port, mac, vlan } => Request::FdbAdd {
+                FdbCommand::Add {
+                    port,
+                    mac,
+                    vlan,
+                    remote,
+                } => Request::FdbAdd {
                     port,
                     mac,
                     vlan: vlan.unwrap_or(0),
+                    remote,
                 },
                 FdbCommand::Del { mac, vlan } => Request::FdbDel {
                     mac,
@@ -517,9 +527,14 @@ pub fn fdb_table(rows: &[FdbRow]) -> String {
         "port", "VLAN", "MAC", "Age"
     );
     for r in rows {
+        let via = r
+            .remote
+            .as_ref()
+            .map(|remote| format!("  via {remote}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:>w$}  {:>4}  {:<17}  {:>3}",
+            "{:>w$}  {:>4}  {:<17}  {:>3}{via}",
             r.port,
             r.vlan,
             r.mac.to_string(),
@@ -759,7 +774,8 @@ mod tests {
             Request::FdbAdd {
                 port: "tap0".into(),
                 mac: "02:00:00:00:00:01".parse().unwrap(),
-                vlan: 7
+                vlan: 7,
+                remote: None,
             }
         );
         assert_eq!(
@@ -801,6 +817,7 @@ mod tests {
                 is_static: false,
                 sticky: false,
                 locked: false,
+                remote: None,
             },
             FdbRow {
                 port: "tap1".into(),
@@ -810,6 +827,7 @@ mod tests {
                 is_static: true,
                 sticky: false,
                 locked: false,
+                remote: None,
             },
             FdbRow {
                 port: "tap2".into(),
@@ -819,6 +837,7 @@ mod tests {
                 is_static: true,
                 sticky: true,
                 locked: false,
+                remote: None,
             },
             FdbRow {
                 port: "tap3".into(),
@@ -828,6 +847,7 @@ mod tests {
                 is_static: false,
                 sticky: false,
                 locked: true,
+                remote: None,
             },
         ];
         assert_eq!(

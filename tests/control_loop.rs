@@ -121,6 +121,7 @@ fn the_table_ports_and_counters_are_visible_and_editable() {
             port: "p2".into(),
             mac: x,
             vlan: 0,
+            remote: None,
         },
     );
     let f = eth(x.octets(), mac(1), 60);
@@ -158,6 +159,7 @@ fn the_table_ports_and_counters_are_visible_and_editable() {
             port: "nope".into(),
             mac: x,
             vlan: 0,
+            remote: None,
         },
     );
     assert!(m.contains("nope"), "{m}");
@@ -167,6 +169,7 @@ fn the_table_ports_and_counters_are_visible_and_editable() {
             port: "p0".into(),
             mac: MacAddr::BROADCAST,
             vlan: 0,
+            remote: None,
         },
     );
     assert!(m.contains("not an individual"), "{m}");
@@ -214,6 +217,7 @@ fn static_entries_outlive_ageing() {
             port: "p1".into(),
             mac: mac(2).into(),
             vlan: 0,
+            remote: None,
         },
     );
     let deadline = Instant::now() + Duration::from_secs(8);
@@ -578,6 +582,7 @@ fn a_big_table_is_dumped_in_pieces_while_other_clients_are_served() {
             port: "p0".into(),
             mac: MacAddr([0x02, 0, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8]),
             vlan: (n % 7) as u16,
+            remote: None,
         })
         .unwrap();
     }

@@ -76,7 +76,9 @@ fn check_config(config: &Config) {
             Target::Dgram { path, peer } => std::iter::once(path.as_path())
                 .chain(peer.as_deref())
                 .collect(),
-            Target::Tap(_) | Target::Netdev(_) => Vec::new(),
+            Target::Tap(_) | Target::Netdev(_) | Target::Vxlan(_) | Target::Udp { .. } => {
+                Vec::new()
+            }
         };
         if !spec.name.contains(',') && paths.iter().all(|p| !p.to_string_lossy().contains(',')) {
             check_spec(spec, &spec.name);

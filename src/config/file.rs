@@ -250,7 +250,7 @@ impl FileConfig {
                         from_file_dir(path, peer);
                     }
                 }
-                Target::Tap(_) | Target::Netdev(_) => {}
+                Target::Tap(_) | Target::Netdev(_) | Target::Vxlan(_) | Target::Udp { .. } => {}
             }
             if raw.path.is_some() && !matches!(spec.kind(), PortKind::Stream | PortKind::Dgram) {
                 return Err(fail(

@@ -8,6 +8,7 @@
 mod file;
 mod settings;
 mod spec;
+mod tunnel;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

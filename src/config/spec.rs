@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::settings::{PortSettings, SETTING_KEYS};
-use crate::port::{PortKind, Target};
+use super::tunnel::{self, TUNNEL_KEYS};
+use crate::port::{PortKind, Target, Vnis};
 use crate::sys::{IfName, InvalidIfName};
 
 /// A port's name (how `vswitchctl` and the logs call it): 1 to 64 characters, none of them
@@ -40,8 +41,9 @@ pub struct PortSpec {
     pub settings: PortSettings,
 }
 
-/// Keys only a socket port takes.
-const SOCKET_KEYS: &str = "name (stream, dgram), peer (dgram)";
+/// Keys only a socket or tunnel port takes.
+const SOCKET_KEYS: &str =
+    "name (stream, dgram), peer (dgram), local, remote (vxlan, udp), vni, dstport, mtu (vxlan)";
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +58,8 @@ pub enum SpecError {
     BadPortName(String),
     #[error("{kind} ports need a socket path")]
     NoPath { kind: PortKind },
+    #[error("{kind} ports need {key}=")]
+    NeedsKey { kind: PortKind, key: &'static str },
     #[error("key {key}= is only for {only} ports")]
     WrongKind {
         key: &'static str,
@@ -109,6 +113,8 @@ impl PortSpec {
         };
         let (mut port_name, mut peer) = (None, None);
         let mut settings = Vec::new();
+        let mut tunnel_keys: Vec<(&str, &str)> = Vec::new();
+        let tunnel = matches!(kind, PortKind::Vxlan | PortKind::Udp);
         for &(key, value) in options {
             let only = |allowed: bool, key: &'static str, only: &'static str| {
                 if allowed {
@@ -127,6 +133,23 @@ impl PortSpec {
                     only(kind == PortKind::Dgram, "peer", "dgram")?;
                     peer.replace(value.to_owned()).is_none()
                 }
+                "local" | "remote" => {
+                    only(
+                        tunnel,
+                        if key == "local" { "local" } else { "remote" },
+                        "vxlan and udp",
+                    )?;
+                    let first = !tunnel_keys.iter().any(|(k, _)| *k == key);
+                    tunnel_keys.push((key, value));
+                    first
+                }
+                "vni" | "dstport" | "mtu" => {
+                    let key_name = TUNNEL_KEYS.into_iter().find(|k| *k == key).unwrap_or("vni");
+                    only(kind == PortKind::Vxlan, key_name, "vxlan")?;
+                    let first = !tunnel_keys.iter().any(|(k, _)| *k == key);
+                    tunnel_keys.push((key, value));
+                    first
+                }
                 _ => {
                     settings.push((key, value));
                     true
@@ -135,6 +158,24 @@ impl PortSpec {
             if !first {
                 return Err(SpecError::Duplicate(key.to_owned()));
             }
+        }
+        let vxlan = match kind {
+            PortKind::Vxlan => Some(tunnel::vxlan_target(&tunnel_keys)?),
+            _ => None,
+        };
+        // A VNI map makes the port a trunk of the map's VLANs.
+        let map_trunk = vxlan.as_ref().and_then(|v| tunnel::map_trunk(&v.vnis));
+        if let Some(trunk) = &map_trunk {
+            if settings
+                .iter()
+                .any(|(k, _)| matches!(*k, "vlan" | "trunk" | "native"))
+            {
+                return Err(SpecError::Conflict(
+                    "a VNI map (vni=VNI:VLAN,...) sets the port's VLANs: leave out vlan=, trunk= \
+                     and native=",
+                ));
+            }
+            settings.push(("trunk", trunk.as_str()));
         }
         let mut port_settings = PortSettings::default();
         port_settings.apply(&settings)?;
@@ -165,6 +206,15 @@ impl PortSpec {
                 let peer = peer.map(PathBuf::from);
                 (name, Target::Dgram { path, peer })
             }
+            PortKind::Vxlan => {
+                check_port_name(name)?;
+                let target = vxlan.ok_or(SpecError::NeedsKey { kind, key: "vni" })?;
+                (name.to_owned(), Target::Vxlan(target))
+            }
+            PortKind::Udp => {
+                check_port_name(name)?;
+                (name.to_owned(), tunnel::udp_target(&tunnel_keys)?)
+            }
             // Not in SPEC_KINDS, so never parsed: refused like any kind a spec cannot name.
             PortKind::Internal => return Err(SpecError::UnknownKind(kind.to_string())),
         };
@@ -186,7 +236,7 @@ impl PortSpec {
 }
 
 /// Keys whose value is a comma-separated list: the items after them without `=` continue them.
-const LIST_KEYS: [&str; 2] = ["trunk", "link-local"];
+const LIST_KEYS: [&str; 4] = ["trunk", "link-local", "remote", "vni"];
 
 /// Splits `key=value,key=value...` (lists kept whole, see [`LIST_KEYS`]).
 pub fn split_options(text: &str) -> Result<Vec<(&str, String)>, SpecError> {
@@ -240,6 +290,10 @@ impl fmt::Display for PortSpec {
                     write!(f, ",name={}", self.name)?;
                 }
             }
+            Target::Vxlan(_) | Target::Udp { .. } => {
+                write!(f, "{}:{}", self.kind(), self.name)?;
+                tunnel::write_keys(f, &self.target)?;
+            }
         }
         if let Target::Dgram {
             peer: Some(peer), ..
@@ -247,8 +301,11 @@ impl fmt::Display for PortSpec {
         {
             write!(f, ",peer={}", peer.display())?;
         }
+        // A VNI map's trunk is written by the map.
+        let mapped = matches!(&self.target, Target::Vxlan(v) if matches!(v.vnis, Vnis::Map(_)));
         for (key, value) in self.settings.changed_keys() {
-            if (key.as_str(), value.as_str()) != ("native", "none") {
+            let vlan_key = matches!(key.as_str(), "vlan" | "trunk" | "native");
+            if (key.as_str(), value.as_str()) != ("native", "none") && !(mapped && vlan_key) {
                 write!(f, ",{key}={value}")?;
             }
         }

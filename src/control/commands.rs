@@ -37,9 +37,21 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
             let removed = switch.bridge_mut().flush(id);
             Ok(serde_json::json!({ "removed": removed }))
         }
-        Request::FdbAdd { port, mac, vlan } => {
+        Request::FdbAdd {
+            port,
+            mac,
+            vlan,
+            remote,
+        } => {
             check_vlan(vlan)?;
             let id = port_id(switch, &port)?;
+            if let Some(remote) = remote {
+                let tunnel = switch
+                    .datapath_mut()
+                    .port_mut(id)
+                    .ok_or_else(|| format!("no port {port}"))?;
+                tunnel.set_remote(vlan, mac, Some(remote))?;
+            }
             switch
                 .bridge_mut()
                 .add_static(id, vlan, mac)
@@ -48,6 +60,11 @@ pub fn execute(switch: &mut Switch, request: Request) -> Result<Value, String> {
         }
         Request::FdbDel { mac, vlan } => {
             check_vlan(vlan)?;
+            let holder = switch.bridge().fdb().get(vlan, mac).map(|(p, _, _)| p);
+            if let Some(tunnel) = holder.and_then(|p| switch.datapath_mut().port_mut(p)) {
+                // A remote pinned with the entry goes with it (other ports have none).
+                let _ = tunnel.set_remote(vlan, mac, None);
+            }
             if switch.bridge_mut().remove_mac(vlan, mac) {
                 Ok(Value::Null)
             } else {
@@ -341,6 +358,10 @@ fn fdb_row(switch: &Switch, e: &crate::bridge::FdbEntry) -> FdbRow {
         is_static: e.age.is_none(),
         sticky: e.mark == Mark::Sticky,
         locked: e.mark == Mark::Locked,
+        remote: switch
+            .datapath()
+            .port(e.port)
+            .and_then(|p| p.remote_of(e.vlan, e.mac)),
     }
 }
 

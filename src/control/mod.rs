@@ -13,6 +13,7 @@ mod reload;
 pub mod server;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,9 @@ pub enum Request {
         mac: MacAddr,
         #[serde(default)]
         vlan: u16,
+        /// For a tunnel port: the remote VTEP frames to `mac` go to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<IpAddr>,
     },
     /// Delete an entry, learned or static.
     FdbDel {
@@ -183,6 +187,9 @@ pub struct FdbRow {
     /// Left by MAB on a locked port: waits for `fdb add`, not used for forwarding.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
+    /// On a tunnel port: the remote VTEP the MAC is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// One row of `arp-show`.
@@ -320,7 +327,8 @@ mod tests {
             Request::FdbAdd {
                 port: "tap0".into(),
                 mac: "02:00:00:00:00:01".parse().unwrap(),
-                vlan: 0
+                vlan: 0,
+                remote: None,
             }
         );
         let line = serde_json::to_string(&Request::FdbFlush { port: None }).unwrap();
@@ -359,6 +367,7 @@ mod tests {
             is_static: false,
             sticky: false,
             locked: false,
+            remote: None,
         };
         assert_eq!(
             serde_json::to_string(&learned).unwrap(),

@@ -276,6 +276,9 @@ impl Datapath {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    slot.rx_edge.count_drop(DropReason::Tunnel);
+                }
                 Err(e) => {
                     self.out.after.dead.push((id, describe_gone(&e)));
                     done.more = false;

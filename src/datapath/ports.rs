@@ -151,6 +151,7 @@ fn classify_send_error(e: &io::Error) -> SendFailure {
     }
     match e.raw_os_error() {
         Some(libc::ENOBUFS | libc::ENOMEM) => SendFailure::Drop(DropReason::TxFull),
+        Some(libc::EMSGSIZE) => SendFailure::Drop(DropReason::TooBig),
         Some(libc::EIO) => SendFailure::Drop(DropReason::LinkDown),
         Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EPIPE | libc::ECONNRESET) => {
             SendFailure::Gone

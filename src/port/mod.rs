@@ -7,18 +7,24 @@ pub mod netdev;
 pub mod stream;
 pub mod tap;
 mod target;
+pub mod udp;
 mod unix;
+pub mod vxlan;
 
 use std::io;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use mio::{Registry, Token};
 
+use crate::wire::MacAddr;
 pub use dgram::DgramPort;
 pub use netdev::{NetdevOpenError, NetdevPort};
 pub use stream::StreamPort;
 pub use tap::{TapOpenError, TapPort};
-pub use target::{PortKind, Target};
+pub use target::{PortKind, Target, Vnis, VxlanTarget};
+pub use udp::UdpPort;
+pub use vxlan::VxlanPort;
 
 /// A port could not be opened; the message names it and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,12 @@ pub enum OpenError {
     Socket {
         name: String,
         path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open port {name}: {source}")]
+    Tunnel {
+        name: String,
         #[source]
         source: io::Error,
     },
@@ -51,7 +63,18 @@ pub fn open(name: &str, target: &Target) -> Result<Box<dyn Port>, OpenError> {
         Target::Dgram { path, peer } => {
             Box::new(DgramPort::open(name, path, peer.as_deref()).map_err(socket_error(path))?)
         }
+        Target::Vxlan(target) => {
+            Box::new(VxlanPort::open(name, target).map_err(tunnel_error(name))?)
+        }
+        Target::Udp { local, remote } => {
+            Box::new(UdpPort::open(name, *local, *remote).map_err(tunnel_error(name))?)
+        }
     })
+}
+
+fn tunnel_error(name: &str) -> impl FnOnce(io::Error) -> OpenError {
+    let name = name.to_owned();
+    move |source| OpenError::Tunnel { name, source }
 }
 
 /// What a port can take besides complete Ethernet frames.
@@ -109,8 +132,9 @@ pub trait Port: Send {
     }
 
     /// Reads one frame into `buf` (header + frame) and returns the bytes used. `WouldBlock`
-    /// means nothing is queued; any error but `WouldBlock` and `Interrupted` means the port is
-    /// gone.
+    /// means nothing is queued; `Interrupted`, that what was read was no frame; `InvalidData`,
+    /// that what was read was refused (counted as a `tunnel` drop); any other error means the
+    /// port is gone.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 
     /// Sends one frame (header + frame). `WouldBlock` and `ENOBUFS` mean "full, try later", `EIO`
@@ -121,6 +145,25 @@ pub trait Port: Send {
     /// started).
     fn tick(&mut self, _now: Duration) -> PortTick {
         PortTick::default()
+    }
+
+    /// The remote a tunnel port sends frames for `mac` in `vlan` to, if it knows (for
+    /// `fdb show`).
+    fn remote_of(&self, _vlan: u16, _mac: MacAddr) -> Option<String> {
+        None
+    }
+
+    /// Pins (or, with `None`, forgets) the remote a tunnel port sends `mac` in `vlan` to.
+    fn set_remote(
+        &mut self,
+        _vlan: u16,
+        _mac: MacAddr,
+        _remote: Option<IpAddr>,
+    ) -> Result<(), String> {
+        Err(format!(
+            "port {} is not a tunnel: only vxlan ports have remotes",
+            self.name()
+        ))
     }
 
     /// Registers the port's file descriptors for readability with `token`.

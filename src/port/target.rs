@@ -3,6 +3,7 @@
 //! spec and [`super::open`] opens it, without ports ever knowing about config.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::sys::IfName;
@@ -18,17 +19,23 @@ pub enum PortKind {
     Stream,
     /// A Unix datagram socket for QEMU's `-netdev dgram` (one frame per datagram).
     Dgram,
+    /// A VXLAN tunnel (RFC 7348) to one or more remote VTEPs over UDP.
+    Vxlan,
+    /// Raw Ethernet frames in UDP datagrams to one peer (GNS3's NIO UDP, QEMU's inet dgram).
+    Udp,
     /// The switch's own port (`--ip`): the switch makes it, so no port spec names it.
     Internal,
 }
 
 impl PortKind {
     /// The kinds a port spec can name, in the order error messages list them.
-    pub const SPEC_KINDS: [PortKind; 4] = [
+    pub const SPEC_KINDS: [PortKind; 6] = [
         PortKind::Tap,
         PortKind::Netdev,
         PortKind::Stream,
         PortKind::Dgram,
+        PortKind::Vxlan,
+        PortKind::Udp,
     ];
 
     /// The kind as a port spec writes it and `port list` shows it (`tap`, ..., `internal`).
@@ -38,6 +45,8 @@ impl PortKind {
             PortKind::Netdev => "netdev",
             PortKind::Stream => "stream",
             PortKind::Dgram => "dgram",
+            PortKind::Vxlan => "vxlan",
+            PortKind::Udp => "udp",
             PortKind::Internal => "internal",
         }
     }
@@ -61,6 +70,42 @@ pub enum Target {
         path: PathBuf,
         peer: Option<PathBuf>,
     },
+    Vxlan(VxlanTarget),
+    /// The address the switch binds, and the one peer it exchanges datagrams with.
+    Udp {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
+/// Where a VXLAN port's packets go and which VNIs it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VxlanTarget {
+    /// The address the port binds (its VTEP address) and sends from.
+    pub local: IpAddr,
+    /// The remote VTEPs: floods go to each, known unicast to the one its MAC was seen behind.
+    pub remotes: Vec<IpAddr>,
+    pub vnis: Vnis,
+    /// The UDP port on both ends (4789, the IANA port, unless told).
+    pub dstport: u16,
+    /// The underlay's MTU: an inner frame that does not fit with the encapsulation is dropped.
+    pub mtu: u16,
+}
+
+/// The VNIs a VXLAN port carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Vnis {
+    /// One VNI, its frames untagged on the port (an access link into that segment).
+    One(u32),
+    /// Several VNIs, each the port's frames of one VLAN (`VNI:VLAN`), as a trunk carries VLANs.
+    Map(Vec<(u32, u16)>),
+}
+
+impl VxlanTarget {
+    /// The VXLAN header, outer UDP and outer IP: 8 + 8 + 20 (IPv4) or 40 (IPv6) bytes.
+    pub fn overhead(&self) -> usize {
+        16 + if self.local.is_ipv4() { 20 } else { 40 }
+    }
 }
 
 impl Target {
@@ -71,6 +116,8 @@ impl Target {
             Target::Netdev(_) => PortKind::Netdev,
             Target::Stream(_) => PortKind::Stream,
             Target::Dgram { .. } => PortKind::Dgram,
+            Target::Vxlan(_) => PortKind::Vxlan,
+            Target::Udp { .. } => PortKind::Udp,
         }
     }
 }
@@ -86,6 +133,8 @@ mod tests {
             (PortKind::Netdev, "netdev"),
             (PortKind::Stream, "stream"),
             (PortKind::Dgram, "dgram"),
+            (PortKind::Vxlan, "vxlan"),
+            (PortKind::Udp, "udp"),
             (PortKind::Internal, "internal"),
         ];
         for (kind, name) in all {

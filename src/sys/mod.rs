@@ -11,5 +11,6 @@ pub mod netdev;
 pub mod packet;
 pub mod signal;
 pub mod tun;
+pub mod udp;
 
 pub use ifreq::{IfName, InvalidIfName};

@@ -36,15 +36,15 @@ fn bare_name_and_tap_prefix_are_taps() {
 #[test]
 fn spec_rejections_name_the_problem() {
     assert_eq!(spec(""), Err(SpecError::Empty));
-    let e = spec("vxlan:v0").unwrap_err().to_string();
+    let e = spec("geneve:v0").unwrap_err().to_string();
     assert!(
-        e.contains("\"vxlan\"") && e.contains("known kinds: tap"),
+        e.contains("\"geneve\"") && e.contains("known kinds: tap") && e.contains("vxlan, udp"),
         "{e}"
     );
     // The switch's own port has a kind, but no spec can name it.
     assert_eq!(
         spec("internal:x").unwrap_err().to_string(),
-        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram)"
+        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram, vxlan, udp)"
     );
     let e = spec("tap:").unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
@@ -164,6 +164,43 @@ fn netdev_stream_and_dgram_specs() {
         ("stream:/tmp/a,peer=/tmp/b", "only for dgram"),
         ("stream:/tmp/a,name=has space", "bad port name"),
         ("stream:/tmp/a,name=x,name=y", "given twice"),
+    ] {
+        let e = spec(bad).unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn tunnel_ports_take_their_keys_and_print_back() {
+    let v = spec("vxlan:vx0,local=10.9.0.1,remote=10.9.0.2,10.9.0.3,vni=100,vlan=5").unwrap();
+    assert_eq!(v.name, "vx0");
+    assert!(matches!(&v.target, Target::Vxlan(t) if t.remotes.len() == 2 && t.dstport == 4789));
+    assert_eq!(v.settings.port.vlan, VlanMode::Access(5));
+    assert_eq!(
+        v.to_string(),
+        "vxlan:vx0,local=10.9.0.1,remote=10.9.0.2,10.9.0.3,vni=100,vlan=5"
+    );
+    assert_eq!(spec(&v.to_string()), Ok(v));
+
+    // A VNI map makes a trunk of its VLANs, and prints as the map alone.
+    let m = spec("vxlan:vx1,local=fd00::1,remote=fd00::2,vni=100:10,200:20,dstport=4790").unwrap();
+    assert_eq!(m.settings.port.vlan.to_string(), "trunk 10,20");
+    assert_eq!(
+        m.to_string(),
+        "vxlan:vx1,local=fd00::1,remote=fd00::2,vni=100:10,200:20,dstport=4790"
+    );
+    assert_eq!(spec(&m.to_string()), Ok(m));
+
+    let u = spec("udp:r1,local=10.9.0.1:10001,remote=10.9.0.2:10002,vlan=3").unwrap();
+    assert_eq!(spec(&u.to_string()), Ok(u));
+
+    for (bad, needle) in [
+        ("vxlan:vx0,remote=10.9.0.2,vni=1", "need local="),
+        ("vxlan:vx0,local=10.9.0.1,remote=10.9.0.2", "need vni="),
+        ("vxlan:vx0,local=10.9.0.1,remote=10.9.0.2,vni=1:10,trunk=10", "VNI map"),
+        ("tap0,remote=10.9.0.2", "only for vxlan and udp"),
+        ("udp:u,local=10.9.0.1:1,remote=10.9.0.2:2,vni=3", "only for vxlan"),
+        ("udp:u,local=10.9.0.1:1", "need remote="),
     ] {
         let e = spec(bad).unwrap_err().to_string();
         assert!(e.contains(needle), "{bad}: {e}");

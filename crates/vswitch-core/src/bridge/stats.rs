@@ -51,10 +51,15 @@ pub enum DropReason {
     MacFlap,
     /// Arrived on a mirror's output port, which takes nothing in.
     MirrorPort,
+    /// Refused by a tunnel port: not its encapsulation, a VNI it does not carry, or from an
+    /// address that is not one of its remotes.
+    Tunnel,
+    /// Would not fit the egress port's MTU (a tunnel's underlay with the encapsulation).
+    TooBig,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Malformed,
         DropReason::InvalidSource,
         DropReason::ReservedDest,
@@ -76,6 +81,8 @@ impl DropReason {
         DropReason::Storm,
         DropReason::MacFlap,
         DropReason::MirrorPort,
+        DropReason::Tunnel,
+        DropReason::TooBig,
     ];
 
     /// The name used in logs and statistics.
@@ -102,6 +109,8 @@ impl DropReason {
             DropReason::Storm => "storm",
             DropReason::MacFlap => "mac_flap",
             DropReason::MirrorPort => "mirror_port",
+            DropReason::Tunnel => "tunnel",
+            DropReason::TooBig => "too_big",
         }
     }
 
