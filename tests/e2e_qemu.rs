@@ -309,3 +309,28 @@ fn a_restarted_vm_regains_its_stream_and_netdev_ports() {
     assert!(log.contains("the VM disconnected"), "{log}");
     assert!(log.contains("interface gone"), "{log}");
 }
+
+#[test]
+fn a_vm_on_a_udp_port_talks_to_a_namespace_host() {
+    if !ready() {
+        return;
+    }
+    let _one = qemu::exclusive();
+    // QEMU's inet dgram netdev: bare frames in UDP, the format of GNS3 and `-netdev socket,udp=`.
+    let (lab, h1, how) =
+        lab_with_host(|_| vec!["udp:vm,local=127.0.0.1:10001,remote=127.0.0.1:10002".to_owned()]);
+    let vm_ip = format!("10.{}.0.101", lab.subnet());
+    let udp = "dgram,local.type=inet,local.host=127.0.0.1,local.port=10002,\
+               remote.type=inet,remote.host=127.0.0.1,remote.port=10001";
+    let mut vm = Vm::boot(&lab, "vm1", udp, &vm_ip, Role::Serve { bytes: BYTES }, &how);
+    let served = vm.expect(&["VSWITCH-SERVING"], BOOT);
+    assert!(h1.ping_eventually(&vm_ip), "{}", lab.log());
+    let body = http_get(&h1, &vm_ip);
+    assert_eq!(body.len(), BYTES);
+    assert_eq!(sha256_hex(&body), word(&served, 1));
+    let list = lab.ctl_ok(&["port", "list"]);
+    assert!(
+        list.contains("UDP 127.0.0.1:10001 <-> 127.0.0.1:10002"),
+        "{list}"
+    );
+}

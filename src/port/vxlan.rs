@@ -27,7 +27,7 @@ use super::{Caps, Port, PortKind, Vnis, VxlanTarget};
 use crate::sys;
 use crate::wire::{ETHERNET_HEADER_LEN, MacAddr, VNET_HDR_LEN};
 
-/// The VXLAN header: flags (I = a VNI is present), reserved, VNI, reserved.
+/// The VXLAN header: flags (I = a VNI is present), 3 reserved bytes, VNI, 1 reserved byte.
 const HEADER_LEN: usize = 8;
 const FLAG_VNI: u8 = 0x08;
 /// Sending sockets, each with its own source port: the entropy an ECMP underlay hashes on.
@@ -255,7 +255,13 @@ impl Port for VxlanPort {
                 || format!("UDP from {from}, which is not one of the port's remotes"),
             ));
         }
-        if n < HEADER_LEN + ETHERNET_HEADER_LEN || self.scratch[0] & FLAG_VNI == 0 {
+        // As Linux does: the I flag alone, reserved fields zero (no extension is spoken).
+        let header = &self.scratch[..HEADER_LEN.min(n)];
+        let plain = header.len() == HEADER_LEN
+            && header[0] == FLAG_VNI
+            && header[1..4] == [0, 0, 0]
+            && header[7] == 0;
+        if n < HEADER_LEN + ETHERNET_HEADER_LEN || !plain {
             return Err(self.reject(
                 |r| &mut r.not_vxlan,
                 || format!("{n} bytes from {from} that are not a VXLAN packet"),

@@ -197,9 +197,15 @@ fn tunnel_ports_take_their_keys_and_print_back() {
     for (bad, needle) in [
         ("vxlan:vx0,remote=10.9.0.2,vni=1", "need local="),
         ("vxlan:vx0,local=10.9.0.1,remote=10.9.0.2", "need vni="),
-        ("vxlan:vx0,local=10.9.0.1,remote=10.9.0.2,vni=1:10,trunk=10", "VNI map"),
+        (
+            "vxlan:vx0,local=10.9.0.1,remote=10.9.0.2,vni=1:10,trunk=10",
+            "VNI map",
+        ),
         ("tap0,remote=10.9.0.2", "only for vxlan and udp"),
-        ("udp:u,local=10.9.0.1:1,remote=10.9.0.2:2,vni=3", "only for vxlan"),
+        (
+            "udp:u,local=10.9.0.1:1,remote=10.9.0.2:2,vni=3",
+            "only for vxlan",
+        ),
         ("udp:u,local=10.9.0.1:1", "need remote="),
     ] {
         let e = spec(bad).unwrap_err().to_string();
