@@ -4,7 +4,7 @@
 //! goes (pure, no I/O), [`datapath`] carries a frame through its stages, [`port`] moves frames in
 //! and out of TAPs and other kinds of port, [`switch`] is the running switch that [`control`]
 //! commands act on, [`reactor`] is the one event loop driving it, and [`sys`] holds every
-//! `unsafe` system call.
+//! `unsafe` system call. [`lab`] is `vswitch-lab`, which builds whole labs around vswitchd.
 
 #![deny(unsafe_code)]
 
@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod datapath;
+pub mod lab;
 pub mod monitor;
 pub mod port;
 pub mod reactor;
