@@ -169,6 +169,8 @@ fn wan_example_has_an_80ms_round_trip_across_the_wan() {
         status.contains("delay=40ms loss=1% rate=20mbit"),
         "{status}"
     );
+    let status = lab.lab("status", &[]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     let (passed, report) = lab.check();
     println!("{report}");
     assert!(passed, "{report}");
@@ -242,6 +244,7 @@ fn chain_example_fails_while_s1_s2_is_down() {
     assert_eq!(down_report.matches("FAIL").count(), 2, "{down_report}");
     let status = lab.lab("status", &[]);
     assert!(text(&status).contains("admin-down"), "{}", text(&status));
+    assert_eq!(status.status.code(), Some(1), "a link down is not healthy");
     lab.set("s1-s2", &["link=up"]);
     let (passed, report) = lab.check();
     println!("{report}");

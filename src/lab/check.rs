@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::LabError;
 use super::file::{Check, Target, Topology};
 use super::plan::Plan;
-use super::run::output;
+use super::run::{need_tools, output};
 use super::status::table;
 
 /// Pings sent for a check that expects replies; one reply is enough (a lossy link may lose
@@ -117,6 +117,7 @@ fn run_one(topo: &Topology, plan: &Plan, check: &Check) -> Result<(String, Pings
 
 /// Runs every check and returns the report table and whether all passed.
 pub fn run_checks(topo: &Topology, plan: &Plan) -> Result<(String, bool), LabError> {
+    need_tools(&["ip", "ping"])?;
     let mut rows = vec![[
         "check".to_owned(),
         "address".to_owned(),
