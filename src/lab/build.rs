@@ -142,7 +142,31 @@ pub fn up(topo: &Topology, plan: &Plan, file: &Path) -> Result<(), LabError> {
     }
 }
 
+/// The steps of `up`, in order; each records what it creates first.
 fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Result<(), LabError> {
+    make_namespaces(plan, state)?;
+    for link in &plan.links {
+        wire(plan, topo, link, state)?;
+    }
+    configure_hosts(topo, plan)?;
+    start_switches(plan, vswitchd, state)?;
+    for s in &plan.switches {
+        wait_switch(plan, s)?;
+    }
+    start_vms(topo, plan, state)?;
+    for vm in &topo.vms {
+        wait_vm(plan, vm, state)?;
+    }
+    start_commands(topo, plan, state)?;
+    wait_links(plan)
+}
+
+/// The name a process is recorded under: `status` finds it by the same name.
+pub fn process_name(kind: &str, node: &str) -> String {
+    format!("{kind} {node}")
+}
+
+fn make_namespaces(plan: &Plan, state: &mut State) -> Result<(), LabError> {
     for s in &plan.switches {
         add_namespace(state, &s.ns)?;
         // The switch's side of each veth must stay quiet: no router solicitations or DAD of
@@ -161,9 +185,11 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
     for h in &plan.hosts {
         add_namespace(state, &h.ns)?;
     }
-    for link in &plan.links {
-        wire(plan, topo, link, state)?;
-    }
+    Ok(())
+}
+
+/// Host sysctls, then routes (their gateways need the addresses `wire` set).
+fn configure_hosts(topo: &Topology, plan: &Plan) -> Result<(), LabError> {
     for h in &topo.hosts {
         let ns = &plan.host(&h.name).expect("planned host").ns;
         for (key, value) in &h.sysctls {
@@ -176,6 +202,10 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
             sh(&args)?;
         }
     }
+    Ok(())
+}
+
+fn start_switches(plan: &Plan, vswitchd: &Path, state: &mut State) -> Result<(), LabError> {
     for s in &plan.switches {
         state.record(Resource::File {
             path: s.ctl.clone(),
@@ -199,11 +229,12 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
             .arg(vswitchd)
             .args(&s.args)
             .env_remove("RUST_LOG");
-        spawn(state, &format!("vswitchd {}", s.node), cmd, &log)?;
+        spawn(state, &process_name("vswitchd", &s.node), cmd, &log)?;
     }
-    for s in &plan.switches {
-        wait_switch(plan, s)?;
-    }
+    Ok(())
+}
+
+fn start_vms(topo: &Topology, plan: &Plan, state: &mut State) -> Result<(), LabError> {
     let qemu = find_tool("qemu-system-x86_64");
     for vm in &topo.vms {
         let vp = plan
@@ -227,14 +258,8 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
         let mut cmd = Command::new(qemu.as_deref().unwrap_or(Path::new("qemu-system-x86_64")));
         // TCG, as the QEMU tests: KVM is often missing or half-working in CI machines.
         cmd.args(["-accel", "tcg", "-cpu", "max", "-machine", "q35"])
-            .args([
-                "-m",
-                &vm.memory.to_string(),
-                "-nodefaults",
-                "-display",
-                "none",
-            ])
-            .arg("-no-reboot")
+            .args(["-m", &vm.memory.to_string()])
+            .args(["-nodefaults", "-display", "none", "-no-reboot"])
             .arg("-kernel")
             .arg(dir.join("vmlinux"))
             .arg("-initrd")
@@ -251,45 +276,53 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
             .arg("-serial")
             .arg(format!("file:{}", vp.console.display()));
         let log = plan.dir.join(format!("{}.qemu.log", vm.name));
-        spawn(state, &format!("qemu {}", vm.name), cmd, &log)?;
+        spawn(state, &process_name("qemu", &vm.name), cmd, &log)?;
     }
-    for vm in &topo.vms {
-        let ready = match (&vm.ready, &vm.guest) {
-            (Some(line), _) => line.clone(),
-            (None, None) => GUEST_READY.to_owned(),
-            (None, Some(_)) => continue,
-        };
-        let vp = plan
-            .vms
-            .iter()
-            .find(|v| v.node == vm.name)
-            .expect("planned vm");
-        let what = format!("qemu {}", vm.name);
-        let running = || {
-            state
-                .processes()
-                .any(|(w, pid, start)| w == what && alive(pid, start))
-        };
-        let booted = wait_until(VM_BOOT_WAIT, || {
-            std::fs::read_to_string(&vp.console).is_ok_and(|c| c.contains(&ready)) || !running()
-        });
-        if !running() {
-            let log = plan.dir.join(format!("{}.qemu.log", vm.name));
-            return Err(LabError::Failed(format!(
-                "vm {}: qemu exited: {}",
-                vm.name,
-                std::fs::read_to_string(&log).unwrap_or_default().trim()
-            )));
-        }
-        if !booted {
-            return Err(LabError::Failed(format!(
-                "vm {}: no {ready:?} on its console ({}) within {} s",
-                vm.name,
-                vp.console.display(),
-                VM_BOOT_WAIT.as_secs()
-            )));
-        }
+    Ok(())
+}
+
+/// Waits for a VM's ready line on its console (if it has one), failing early if QEMU exits.
+fn wait_vm(plan: &Plan, vm: &super::file::Vm, state: &State) -> Result<(), LabError> {
+    let ready = match (&vm.ready, &vm.guest) {
+        (Some(line), _) => line.clone(),
+        (None, None) => GUEST_READY.to_owned(),
+        (None, Some(_)) => return Ok(()),
+    };
+    let vp = plan
+        .vms
+        .iter()
+        .find(|v| v.node == vm.name)
+        .expect("planned vm");
+    let what = process_name("qemu", &vm.name);
+    let running = || {
+        state
+            .processes()
+            .any(|(w, pid, start)| w == what && alive(pid, start))
+    };
+    let booted = wait_until(VM_BOOT_WAIT, || {
+        std::fs::read_to_string(&vp.console).is_ok_and(|c| c.contains(&ready)) || !running()
+    });
+    if !running() {
+        let log = plan.dir.join(format!("{}.qemu.log", vm.name));
+        return Err(LabError::Failed(format!(
+            "vm {}: qemu exited: {}",
+            vm.name,
+            std::fs::read_to_string(&log).unwrap_or_default().trim()
+        )));
     }
+    if !booted {
+        return Err(LabError::Failed(format!(
+            "vm {}: no {ready:?} on its console ({}) within {} s",
+            vm.name,
+            vp.console.display(),
+            VM_BOOT_WAIT.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// The hosts' `start` commands, each recorded as `start HOST#N`.
+fn start_commands(topo: &Topology, plan: &Plan, state: &mut State) -> Result<(), LabError> {
     for h in &topo.hosts {
         let ns = &plan.host(&h.name).expect("planned host").ns;
         for (i, command) in h.start.iter().enumerate() {
@@ -297,9 +330,19 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
             let mut cmd = Command::new("ip");
             cmd.args(["netns", "exec", ns, "sh", "-c"])
                 .arg(format!("exec {command}"));
-            spawn(state, &format!("{}: {command}", h.name), cmd, &log)?;
+            spawn(
+                state,
+                &process_name("start", &format!("{}#{i}", h.name)),
+                cmd,
+                &log,
+            )?;
         }
     }
+    Ok(())
+}
+
+/// Waits until both ends of every veth are up with a carrier.
+fn wait_links(plan: &Plan) -> Result<(), LabError> {
     let mut ends: Vec<(&str, &str)> = Vec::new();
     for link in plan
         .links
@@ -416,8 +459,16 @@ fn spawn(state: &mut State, what: &str, mut cmd: Command, log: &Path) -> Result<
         .spawn()
         .map_err(|e| LabError::Failed(format!("cannot start {what}: {e}")))?;
     let pid = child.id();
-    // The child cannot have been reaped (we are its parent), so its /proc entry is there.
-    let start = start_time(pid).unwrap_or(0);
+    // The child cannot have been reaped (we are its parent), so its /proc entry is there;
+    // without its start time it could not be stopped safely later, so it is not kept.
+    let Some(start) = start_time(pid) else {
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(LabError::Failed(format!(
+            "{what}: cannot read /proc/{pid}/stat"
+        )));
+    };
     state.record(Resource::Process {
         what: what.to_owned(),
         pid,

@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::LabError;
 use crate::config::{MAC_AGEING_RANGE, PortSettings, parse_cidr};
 use crate::wire::MacAddr;
+use crate::wire::vlan::MAX_VID;
 
 /// Longest lab name: namespaces are `LAB-NODE`, switches `LAB-NODE` (their control socket).
 pub const MAX_LAB_NAME: usize = 10;
@@ -36,6 +37,8 @@ pub struct Switch {
     pub name: String,
     pub arp_suppress: bool,
     pub ips: Vec<String>,
+    /// The VLAN of the switch's own address (`--ip-vlan`).
+    pub ip_vlan: Option<u16>,
     pub mac_ageing: Option<u32>,
     pub seed: Option<u64>,
 }
@@ -158,6 +161,7 @@ struct RawSwitch {
     #[serde(default)]
     arp_suppress: bool,
     ip: Option<Spanned<OneOrMany>>,
+    ip_vlan: Option<Spanned<u16>>,
     mac_ageing: Option<Spanned<u32>>,
     seed: Option<u64>,
 }
@@ -447,10 +451,23 @@ impl Topology {
                     ),
                 ));
             }
+            let ip_vlan = match s.ip_vlan {
+                Some(v) if ips.is_empty() => {
+                    return Err(fail(v.span().start, "ip-vlan: the switch has no ip".into()));
+                }
+                Some(v) if !(1..=MAX_VID).contains(v.get_ref()) => {
+                    return Err(fail(
+                        v.span().start,
+                        format!("ip-vlan = {} is out of range (1 to {MAX_VID})", v.get_ref()),
+                    ));
+                }
+                v => v.map(Spanned::into_inner),
+            };
             switches.push(Switch {
                 name,
                 arp_suppress: s.arp_suppress,
                 ips,
+                ip_vlan,
                 mac_ageing: s.mac_ageing.map(Spanned::into_inner),
                 seed: s.seed,
             });
@@ -547,17 +564,7 @@ impl Topology {
             });
         }
 
-        let kind_of = |n: &str| {
-            if switches.iter().any(|s| s.name == n) {
-                Some(NodeKind::Switch)
-            } else if hosts.iter().any(|h| h.name == n) {
-                Some(NodeKind::Host)
-            } else if vms.iter().any(|v| v.name == n) {
-                Some(NodeKind::Vm)
-            } else {
-                None
-            }
-        };
+        let kind_of = |n: &str| node_kind(&switches, &hosts, &vms, n);
         let mut links: Vec<Link> = Vec::new();
         let mut vm_links: HashSet<String> = HashSet::new();
         let mut host_ifnames: HashSet<(String, String)> = HashSet::new();
@@ -805,15 +812,19 @@ impl Topology {
 
     /// What kind of node `name` is.
     pub fn kind(&self, name: &str) -> Option<NodeKind> {
-        if self.switches.iter().any(|s| s.name == name) {
-            Some(NodeKind::Switch)
-        } else if self.hosts.iter().any(|h| h.name == name) {
-            Some(NodeKind::Host)
-        } else if self.vms.iter().any(|v| v.name == name) {
-            Some(NodeKind::Vm)
-        } else {
-            None
-        }
+        node_kind(&self.switches, &self.hosts, &self.vms, name)
+    }
+}
+
+fn node_kind(switches: &[Switch], hosts: &[Host], vms: &[Vm], name: &str) -> Option<NodeKind> {
+    if switches.iter().any(|s| s.name == name) {
+        Some(NodeKind::Switch)
+    } else if hosts.iter().any(|h| h.name == name) {
+        Some(NodeKind::Host)
+    } else if vms.iter().any(|v| v.name == name) {
+        Some(NodeKind::Vm)
+    } else {
+        None
     }
 }
 
@@ -937,6 +948,15 @@ mod tests {
         let (line, message) = error(&text);
         assert_eq!(line, 7);
         assert!(message.contains("no node named \"h1x\""), "{message}");
+    }
+
+    #[test]
+    fn a_switch_address_vlan_needs_an_address() {
+        let (line, message) = error("name = \"t\"\n[[switch]]\nname = \"s1\"\nip-vlan = 7\n");
+        assert_eq!(line, 4);
+        assert!(message.starts_with("ip-vlan: "), "{message}");
+        let text = "name = \"t\"\n[[switch]]\nname = \"s1\"\nip = \"10.0.0.1/24\"\nip-vlan = 7\n";
+        assert_eq!(parse(text).unwrap().switches[0].ip_vlan, Some(7));
     }
 
     #[test]

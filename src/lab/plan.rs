@@ -202,6 +202,10 @@ impl Plan {
                     args.push("--ip".to_owned());
                     args.push(ip.clone());
                 }
+                if let Some(vid) = s.ip_vlan {
+                    args.push("--ip-vlan".to_owned());
+                    args.push(vid.to_string());
+                }
                 if let Some(secs) = s.mac_ageing {
                     args.push("--mac-ageing".to_owned());
                     args.push(secs.to_string());

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::LabError;
-use super::build::{link_up, namespace_exists, show};
+use super::build::{link_up, namespace_exists, process_name, show};
 use super::file::Topology;
 use super::plan::{EdgeEnd, Plan};
 use super::state::{State, alive};
@@ -44,7 +44,7 @@ pub fn report(topo: &Topology, plan: &Plan) -> Result<(String, bool), LabError> 
             .map(|(_, pid, start)| (pid, alive(pid, start)))
     };
     for s in &plan.switches {
-        let (pid, running) = pid_of(&format!("vswitchd {}", s.node)).unwrap_or((0, false));
+        let (pid, running) = pid_of(&process_name("vswitchd", &s.node)).unwrap_or((0, false));
         let state = match (running, show(&s.ctl)) {
             (true, Some(reply)) => format!("answers, {} ports (-n {})", reply.ports.len(), s.name),
             (true, None) => "not answering".to_owned(),
@@ -66,8 +66,7 @@ pub fn report(topo: &Topology, plan: &Plan) -> Result<(String, bool), LabError> 
         let started = host.map_or(0, |x| x.start.len());
         let running = (0..started)
             .filter(|i| {
-                let what = format!("{}: {}", h.node, host.map_or("", |x| x.start[*i].as_str()));
-                pid_of(&what).is_some_and(|(_, r)| r)
+                pid_of(&process_name("start", &format!("{}#{i}", h.node))).is_some_and(|(_, r)| r)
             })
             .count();
         let state = match (exists, started) {
@@ -84,7 +83,7 @@ pub fn report(topo: &Topology, plan: &Plan) -> Result<(String, bool), LabError> 
         ]);
     }
     for v in &plan.vms {
-        let (pid, running) = pid_of(&format!("qemu {}", v.node)).unwrap_or((0, false));
+        let (pid, running) = pid_of(&process_name("qemu", &v.node)).unwrap_or((0, false));
         healthy &= running;
         rows.push([
             v.node.clone(),
