@@ -1,8 +1,8 @@
 //! End to end: `vswitch-lab` brings up each example of docs/labs/, checks it, changes it at
-//! runtime, takes it down, and nothing of it is left: no namespace, process, control socket or
-//! state directory with the lab's name. Also: a crashed `up` is taken down exactly (and a
-//! namespace it did not record is left alone), a failed `up` cleans up after itself, a bad file
-//! is refused with its line and key.
+//! runtime (`set`, `exec`), captures from it, takes it down, and nothing of it is left: no
+//! namespace, process, control socket or state directory with the lab's name. Also: a crashed
+//! `up` is taken down exactly (and a namespace it did not record is left alone), a failed `up`
+//! cleans up after itself, a bad file is refused with its line and key.
 //!
 //! Each test runs its lab under a name of its own (`--name`: a letter, the pid in base 36, a
 //! counter), so tests run in parallel with each other and the rest of the suite. Needs root
@@ -201,6 +201,44 @@ fn wan_example_has_an_80ms_round_trip_across_the_wan() {
     assert!(
         !rtts.is_empty() && rtts.iter().all(|&r| r >= 200.0),
         "{pings}"
+    );
+
+    // `capture` streams the WAN link's frames as pcapng.
+    let pcap = std::env::temp_dir().join(format!("{}.pcapng", lab.name));
+    let mut capture = Command::new(LAB)
+        .args(["--name", &lab.name, "capture"])
+        .arg(&lab.file)
+        .args(["wan", "-c", "4", "-w"])
+        .arg(&pcap)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut finished = None;
+    for _ in 0..10 {
+        lab.lab(
+            "exec",
+            &[
+                "h1a", "--", "ping", "-n", "-c", "2", "-i", "0.2", "10.1.0.3",
+            ],
+        );
+        finished = common::wait_exit(&mut capture, Duration::from_secs(1));
+        if finished.is_some() {
+            break;
+        }
+    }
+    let status = finished.unwrap_or_else(|| {
+        common::stop_child(&mut capture, Duration::from_secs(2));
+        panic!("capture of 4 frames did not end")
+    });
+    assert!(status.success(), "capture: {status}");
+    let bytes = std::fs::read(&pcap).unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    assert_eq!(
+        bytes.get(..4),
+        Some(&[0x0a, 0x0d, 0x0d, 0x0a][..]),
+        "not pcapng"
     );
     lab.down();
 }

@@ -376,7 +376,10 @@ fn add_namespace(state: &mut State, ns: &str) -> Result<(), LabError> {
     state.record(Resource::Namespace {
         name: ns.to_owned(),
     })?;
-    sh(&["ip", "netns", "add", ns])?;
+    if let Err(e) = sh(&["ip", "netns", "add", ns]) {
+        state.forget_last()?;
+        return Err(e);
+    }
     sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
     Ok(())
 }
@@ -412,10 +415,14 @@ fn wire(
         ns: a_ns.clone(),
         ifname: a_if.clone(),
     })?;
-    sh(&[
+    let created = sh(&[
         "ip", "-n", &a_ns, "link", "add", &a_if, "type", "veth", "peer", "name", &b_if, "netns",
         &b_ns,
-    ])?;
+    ]);
+    if let Err(e) = created {
+        state.forget_last()?;
+        return Err(e);
+    }
     let source = topo.links.iter().find(|l| l.name == link.name);
     if let Some(mac) = source.and_then(|l| l.mac) {
         sh(&[

@@ -39,6 +39,7 @@ pub struct State {
 
 impl State {
     /// A new record at `dir/state.json`, written at once.
+    /// Fails if there is a record already: two `up`s of one lab cannot both proceed.
     pub fn create(dir: &Path, lab: &str, file: &Path) -> Result<State, LabError> {
         let state = State {
             lab: lab.to_owned(),
@@ -47,6 +48,16 @@ impl State {
             complete: false,
             path: dir.join("state.json"),
         };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&state.path)
+            .map_err(|e| {
+                LabError::Failed(format!(
+                    "cannot create {}: {e} (is lab {lab} being built or up?)",
+                    state.path.display()
+                ))
+            })?;
         state.save()?;
         Ok(state)
     }
@@ -78,6 +89,13 @@ impl State {
     /// Adds `resource` and writes the record (before the caller creates the resource).
     pub fn record(&mut self, resource: Resource) -> Result<(), LabError> {
         self.resources.push(resource);
+        self.save()
+    }
+
+    /// Drops the newest resource from the record: its creation failed, so it is not ours
+    /// (a namespace that already existed must not be removed by `down`).
+    pub fn forget_last(&mut self) -> Result<(), LabError> {
+        self.resources.pop();
         self.save()
     }
 
@@ -167,6 +185,9 @@ mod tests {
         let loaded = State::load(&dir).unwrap().unwrap();
         assert_eq!(loaded.resources, state.resources);
         assert!(!loaded.complete);
+        assert!(State::create(&dir, "t1", Path::new("/x.toml")).is_err());
+        state.forget_last().unwrap();
+        assert!(State::load(&dir).unwrap().unwrap().resources.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(State::load(&dir).unwrap().is_none());
     }
