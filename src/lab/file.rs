@@ -611,7 +611,8 @@ impl Topology {
                 return Err(fail(
                     name_at,
                     format!(
-                        "{name:?} is longer than {MAX_LINK_NAME} bytes: give the link a shorter name"
+                        "{name:?} is longer than {MAX_LINK_NAME} bytes: give the link a \
+                         shorter name"
                     ),
                 ));
             }
@@ -619,7 +620,8 @@ impl Topology {
                 return Err(fail(
                     name_at,
                     format!(
-                        "a second link named {name:?}: give each link between the same nodes a name"
+                        "a second link named {name:?}: give each link between the same \
+                         nodes a name"
                     ),
                 ));
             }
@@ -629,7 +631,8 @@ impl Topology {
                     Err(fail(
                         at,
                         format!(
-                            "{key}: only a link to a host or VM has {key} (this one joins two switches)"
+                            "{key}: only a link to a host or VM has {key} (this one joins \
+                             two switches)"
                         ),
                     ))
                 } else {
