@@ -100,7 +100,7 @@ pub fn report(topo: &Topology, plan: &Plan) -> Result<(String, bool), LabError> 
         "link".to_owned(),
         "ends".to_owned(),
         "switch ports".to_owned(),
-        "keys".to_owned(),
+        "file keys".to_owned(),
         "state".to_owned(),
     ]];
     for link in &plan.links {
