@@ -320,11 +320,11 @@ fn vms_example_reaches_both_guests() {
     lab.down();
 }
 
-/// A stand-in for vswitchd that never answers, so `up` waits and can be killed mid-way.
-fn silent_switch(dir: &Path) -> PathBuf {
+/// A stand-in for vswitchd in `dir`: a shell script with `body`.
+fn fake_switch(dir: &Path, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("vswitchd");
-    std::fs::write(&path, "#!/bin/sh\nexec sleep 120\n").unwrap();
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -337,7 +337,8 @@ fn a_crashed_up_is_taken_down_exactly() {
     let mut lab = Running::new(example("chain.toml"), 'k');
     let dir = std::env::temp_dir().join(format!("vswitch-lab-{}", lab.name));
     std::fs::create_dir_all(&dir).unwrap();
-    let fake = silent_switch(&dir);
+    // A switch that never answers: up waits for it, and is killed meanwhile.
+    let fake = fake_switch(&dir, "exec sleep 120");
     lab.env
         .push(("VSWITCHD".into(), fake.display().to_string()));
     // A namespace with the lab's prefix that the lab did not create: down must leave it.
@@ -416,6 +417,26 @@ fn a_failed_up_removes_what_it_built_and_refuses_names_in_use() {
         text(&out)
     );
     assert_gone(&lab.name);
+
+    // A switch that exits at start: up says so at once, with the end of its log.
+    let mut broken = Running::new(example("chain.toml"), 'f');
+    let fake = fake_switch(&dir, "echo 'no such port: test' >&2; exit 1");
+    broken
+        .env
+        .push(("VSWITCHD".into(), fake.display().to_string()));
+    let started = std::time::Instant::now();
+    let out = broken.lab("up", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("exited; its log says:\n  no such port: test"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "up waited for a dead switch"
+    );
+    assert_gone(&broken.name);
 
     // A namespace of the lab's name that is not in its record: up refuses, and leaves it.
     let taken = Running::new(example("chain.toml"), 'f');

@@ -151,7 +151,7 @@ fn build(topo: &Topology, plan: &Plan, vswitchd: &Path, state: &mut State) -> Re
     configure_hosts(topo, plan)?;
     start_switches(plan, vswitchd, state)?;
     for s in &plan.switches {
-        wait_switch(plan, s)?;
+        wait_switch(plan, s, state)?;
     }
     start_vms(topo, plan, state)?;
     for vm in &topo.vms {
@@ -483,26 +483,42 @@ fn spawn(state: &mut State, what: &str, mut cmd: Command, log: &Path) -> Result<
     })
 }
 
-/// Waits until switch `s` answers on its control socket with every planned port up.
-fn wait_switch(plan: &Plan, s: &super::plan::SwitchPlan) -> Result<(), LabError> {
+/// Waits until switch `s` answers on its control socket with every planned port; fails
+/// early, with the end of its log, if it exits.
+fn wait_switch(plan: &Plan, s: &super::plan::SwitchPlan, state: &State) -> Result<(), LabError> {
     let log = plan.dir.join(format!("{}.log", s.node));
+    let what = process_name("vswitchd", &s.node);
+    let running = || {
+        state
+            .processes()
+            .any(|(w, pid, start)| w == what && alive(pid, start))
+    };
     let ready = wait_until(SWITCH_WAIT, || {
-        show(&s.ctl).is_some_and(|reply| {
-            s.ports
-                .iter()
-                .all(|p| reply.ports.iter().any(|info| &info.name == p))
-        })
+        !running()
+            || show(&s.ctl).is_some_and(|reply| {
+                s.ports
+                    .iter()
+                    .all(|p| reply.ports.iter().any(|info| &info.name == p))
+            })
     });
-    if ready {
+    let exited = !running();
+    if ready && !exited {
         return Ok(());
     }
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    let what = if exited {
+        "exited".to_owned()
+    } else {
+        format!(
+            "did not answer with all its ports within {} s ({})",
+            SWITCH_WAIT.as_secs(),
+            s.ctl.display()
+        )
+    };
     Err(LabError::Failed(format!(
-        "switch {} did not answer with all its ports within {} s ({}); its log says:\n  {}",
+        "switch {} {what}; its log says:\n  {}",
         s.node,
-        SWITCH_WAIT.as_secs(),
-        s.ctl.display(),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
     )))
 }
