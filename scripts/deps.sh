@@ -27,6 +27,7 @@ timeout   coreutils
 qemu-system-x86_64  qemu-system-x86
 cpio      cpio
 xz        xz-utils
+ovs-vswitchd  openvswitch-switch
 py:prometheus_client  python3-prometheus-client
 "
 

@@ -8,24 +8,33 @@
 //! that remote alone. Only the listed remotes are heard: anything else, and packets that are not
 //! VXLAN or carry a VNI the port does not, are dropped and counted (`tunnel`).
 //!
-//! Frames reach the port complete (it takes no offloads: super-frames are segmented first), and
-//! one that would not fit the underlay MTU with the encapsulation is dropped (`too_big`) with a
-//! log line, never fragmented. The outer UDP source port is one of a few, chosen by a hash of
-//! the inner flow, so an ECMP underlay spreads flows; the UDP checksum is zero over IPv4 (as
-//! the RFC recommends) and computed over IPv6.
+//! A frame that would not fit the underlay MTU with the encapsulation is dropped (`too_big`)
+//! with a log line, never fragmented. The outer UDP source port is one of a few, chosen by a
+//! hash of the inner flow, so an ECMP underlay spreads flows; the UDP checksum is zero over IPv4
+//! (as the RFC recommends) and computed over IPv6.
+//!
+//! Speed comes from the kernel's UDP offloads. A TCP super-frame (TSO, from a TAP or a VM) is
+//! cut into its segments here, each encapsulated, and the lot handed to the kernel in one
+//! `sendmsg` with UDP GSO (`UDP_SEGMENT`; those datagrams carry a UDP checksum, which GSO
+//! needs). On receive, UDP GRO hands over up to 64 KiB of one flow's packets in one read, split
+//! here into frames.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
-use log::warn;
+use log::{info, warn};
 use mio::{Interest, Registry, Token};
+use nix::sys::socket::{
+    self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, sockopt,
+};
 
 use super::{Caps, Port, PortKind, Vnis, VxlanTarget};
 use crate::sys;
-use crate::wire::{ETHERNET_HEADER_LEN, MacAddr, VNET_HDR_LEN};
+use crate::wire::{ETHERNET_HEADER_LEN, MacAddr, VNET_HDR_LEN, VnetHeader, offload};
 
 /// The VXLAN header: flags (I = a VNI is present), 3 reserved bytes, VNI, 1 reserved byte.
 const HEADER_LEN: usize = 8;
@@ -36,6 +45,12 @@ const SOURCE_PORTS: usize = 8;
 const MAX_MACS: usize = 65_536;
 /// A MAC not heard from a remote for this long is flooded to every remote again.
 const MAC_AGEING: Duration = Duration::from_secs(300);
+/// Most UDP payload one GSO send carries (under the 64 KiB an IP packet can hold).
+const GSO_BYTES: usize = 65_000;
+/// Most datagrams one GSO send carries (the kernel's limit is 64 on older kernels).
+const GSO_SEGMENTS: usize = 64;
+/// Socket buffers: a burst of 64 KiB super-frames must not overflow them.
+const SOCKET_BUFFER: usize = 8 << 20;
 const TPID_8021Q: [u8; 2] = [0x81, 0x00];
 
 /// Where a MAC was last heard from.
@@ -60,10 +75,22 @@ pub struct VxlanPort {
     name: String,
     target: VxlanTarget,
     rx: mio::net::UdpSocket,
+    /// Sending sockets for single datagrams (zero UDP checksum over IPv4).
     tx: Vec<UdpSocket>,
+    /// Sending sockets for GSO batches (with checksums, which GSO needs).
+    tx_gso: Vec<UdpSocket>,
+    /// The kernel took a GSO send (cleared, and never tried again, when it refuses one).
+    gso: bool,
     macs: HashMap<(u32, MacAddr), Behind>,
-    /// The packet being received or sent.
+    /// The packet being sent, or what the last read brought (several packets with GRO).
     scratch: Vec<u8>,
+    /// The part of `scratch` still to hand out, in packets of `gro_size` bytes, from `from`.
+    pending: Range<usize>,
+    gro_size: usize,
+    from: SocketAddr,
+    /// Segments of a super-frame, and the batch of packets made of them.
+    segments: Vec<u8>,
+    batch: Vec<u8>,
     rejected: Rejected,
 }
 
@@ -85,24 +112,71 @@ impl VxlanPort {
             ),
             _ => e,
         })?;
-        let mut tx = Vec::with_capacity(SOURCE_PORTS);
-        for _ in 0..SOURCE_PORTS {
+        grow_buffer(&rx, sockopt::RcvBufForce, sockopt::RcvBuf);
+        // What GRO gives is split here; without it (an old kernel), one datagram per read.
+        let _ = socket::setsockopt(&rx, sockopt::UdpGroSegment, &true);
+        let sender = |zero_checksum: bool| -> io::Result<UdpSocket> {
             let socket = UdpSocket::bind(SocketAddr::new(target.local, 0))?;
             socket.set_nonblocking(true)?;
-            if target.local.is_ipv4() {
+            if zero_checksum && target.local.is_ipv4() {
                 sys::udp::set_zero_checksum(socket.as_fd())?;
             }
-            tx.push(socket);
-        }
+            grow_buffer(&socket, sockopt::SndBufForce, sockopt::SndBuf);
+            Ok(socket)
+        };
+        let tx = (0..SOURCE_PORTS)
+            .map(|_| sender(true))
+            .collect::<io::Result<_>>()?;
+        let tx_gso = (0..SOURCE_PORTS)
+            .map(|_| sender(false))
+            .collect::<io::Result<_>>()?;
         Ok(VxlanPort {
             name: name.to_owned(),
             target: target.clone(),
             rx,
             tx,
+            tx_gso,
+            gso: true,
             macs: HashMap::new(),
             scratch: vec![0; 1 << 16],
+            pending: 0..0,
+            gro_size: 0,
+            from: bind,
+            segments: Vec::new(),
+            batch: Vec::new(),
             rejected: Rejected::default(),
         })
+    }
+
+    /// Reads the next datagram (or GRO batch of them) into `scratch`.
+    fn read(&mut self) -> io::Result<()> {
+        let mut iov = [IoSliceMut::new(&mut self.scratch)];
+        let mut cmsg = nix::cmsg_space!(i32);
+        let msg = socket::recvmsg::<SockaddrStorage>(
+            self.rx.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let n = msg.bytes;
+        let mut size = n;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::UdpGroSegments(s) = c {
+                    size = usize::try_from(s).unwrap_or(n).max(1);
+                }
+            }
+        }
+        let from = msg.address.and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from(*v4))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
+        });
+        self.from = from.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+        self.pending = 0..n;
+        self.gro_size = size;
+        Ok(())
     }
 
     /// The VNI and the VLAN (on the switch's side) of a VNI this port carries.
@@ -168,6 +242,241 @@ impl VxlanPort {
         *count += 1;
         io::ErrorKind::InvalidData.into()
     }
+
+    /// The frame in the packet at `packet` of `scratch`, from `self.from`, into `buf`.
+    fn decapsulate(&mut self, packet: Range<usize>, buf: &mut [u8]) -> io::Result<usize> {
+        let from = self.from;
+        let remote = from.ip().to_canonical();
+        if !self.target.remotes.contains(&remote) {
+            return Err(self.reject(
+                |r| &mut r.unknown_remote,
+                || format!("UDP from {from}, which is not one of the port's remotes"),
+            ));
+        }
+        let n = packet.len();
+        let bytes = &self.scratch[packet.clone()];
+        // As Linux does: the I flag alone, reserved fields zero (no extension is spoken).
+        let plain =
+            n >= HEADER_LEN && bytes[0] == FLAG_VNI && bytes[1..4] == [0, 0, 0] && bytes[7] == 0;
+        if n < HEADER_LEN + ETHERNET_HEADER_LEN || !plain {
+            return Err(self.reject(
+                |r| &mut r.not_vxlan,
+                || format!("{n} bytes from {from} that are not a VXLAN packet"),
+            ));
+        }
+        let vni = u32::from_be_bytes([0, bytes[4], bytes[5], bytes[6]]);
+        let Some(vlan) = self.vni_vlan(vni) else {
+            return Err(self.reject(
+                |r| &mut r.unknown_vni,
+                || format!("VXLAN from {from} with VNI {vni}, which the port does not carry"),
+            ));
+        };
+        let inner = packet.start + HEADER_LEN..packet.end;
+        let src = MacAddr(
+            self.scratch[inner.start + 6..inner.start + 12]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        self.learn(vni, src, remote);
+        let frame = &self.scratch[inner];
+        buf[..VNET_HDR_LEN].fill(0);
+        let out = &mut buf[VNET_HDR_LEN..];
+        let len = match vlan {
+            None => {
+                out[..frame.len()].copy_from_slice(frame);
+                frame.len()
+            }
+            Some(vlan) => {
+                out[..12].copy_from_slice(&frame[..12]);
+                out[12..14].copy_from_slice(&TPID_8021Q);
+                out[14..16].copy_from_slice(&vlan.to_be_bytes());
+                out[16..frame.len() + 4].copy_from_slice(&frame[12..]);
+                frame.len() + 4
+            }
+        };
+        Ok(VNET_HDR_LEN + len)
+    }
+
+    /// Appends the VXLAN packet of one complete frame (header + Ethernet) to `out`; returns
+    /// its VNI, inner destination and length, or why it cannot go.
+    fn encapsulate(
+        &mut self,
+        frame: &[u8],
+        out: &mut Vec<u8>,
+    ) -> io::Result<(u32, MacAddr, usize)> {
+        let eth = frame.get(VNET_HDR_LEN..).unwrap_or_default();
+        if eth.len() < ETHERNET_HEADER_LEN {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let tagged = eth[12..14] == TPID_8021Q && eth.len() >= ETHERNET_HEADER_LEN + 4;
+        let mapped = matches!(self.target.vnis, Vnis::Map(_));
+        let vlan = (mapped && tagged).then(|| u16::from_be_bytes([eth[14], eth[15]]) & 0x0fff);
+        let Some(vni) = self.vni_of(vlan) else {
+            // An untagged frame on a port with a VNI map has no VNI to go in.
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        let inner_len = if vlan.is_some() {
+            eth.len() - 4
+        } else {
+            eth.len()
+        };
+        if inner_len + self.target.overhead() > usize::from(self.target.mtu) {
+            let (mtu, overhead) = (self.target.mtu, self.target.overhead());
+            let _ = self.reject(
+                |r| &mut r.too_big,
+                || {
+                    format!(
+                        "a {inner_len}-byte frame: with {overhead} bytes of VXLAN encapsulation \
+                         it does not fit the underlay MTU {mtu}; give the hosts an MTU of at \
+                         most {} (or raise the underlay's and set mtu=)",
+                        usize::from(mtu) - overhead - ETHERNET_HEADER_LEN
+                    )
+                },
+            );
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        let vni_bytes = vni.to_be_bytes();
+        out.extend_from_slice(&[
+            FLAG_VNI,
+            0,
+            0,
+            0,
+            vni_bytes[1],
+            vni_bytes[2],
+            vni_bytes[3],
+            0,
+        ]);
+        if vlan.is_some() {
+            out.extend_from_slice(&eth[..12]);
+            out.extend_from_slice(&eth[16..]);
+        } else {
+            out.extend_from_slice(eth);
+        }
+        let dst = MacAddr(eth[..6].try_into().unwrap_or_default());
+        Ok((vni, dst, HEADER_LEN + inner_len))
+    }
+
+    /// Where a frame for `dst` in `vni` goes: the remote it is known behind, or all of them.
+    fn destinations(&self, vni: u32, dst: MacAddr) -> Vec<IpAddr> {
+        match (!dst.is_multicast())
+            .then(|| self.behind(vni, dst))
+            .flatten()
+        {
+            Some(remote) => vec![remote],
+            None => self.target.remotes.clone(),
+        }
+    }
+
+    /// Sends the packets in `batch` (`count` of them, each `size` bytes but the last) to
+    /// `remotes`: in one GSO send each where the kernel takes it, else one by one.
+    fn send_batch(
+        &mut self,
+        remotes: &[IpAddr],
+        batch: &[u8],
+        size: usize,
+        flow: usize,
+    ) -> io::Result<()> {
+        let mut result = Ok(());
+        for &remote in remotes {
+            let to = SocketAddr::new(remote, self.target.dstport);
+            let sent = if batch.len() > size && self.gso {
+                let socket = &self.tx_gso[flow % self.tx_gso.len()];
+                let segment = u16::try_from(size).unwrap_or(u16::MAX);
+                let sent = socket::sendmsg(
+                    socket.as_raw_fd(),
+                    &[IoSlice::new(batch)],
+                    &[ControlMessage::UdpGsoSegments(&segment)],
+                    MsgFlags::empty(),
+                    Some(&SockaddrStorage::from(to)),
+                );
+                match sent {
+                    Err(
+                        nix::errno::Errno::EINVAL
+                        | nix::errno::Errno::EOPNOTSUPP
+                        | nix::errno::Errno::EIO,
+                    ) => {
+                        info!(
+                            "port {}: the kernel takes no UDP GSO; sending datagram by datagram",
+                            self.name
+                        );
+                        self.gso = false;
+                        self.send_each(to, batch, size, flow)
+                    }
+                    other => other.map(drop).map_err(io::Error::from),
+                }
+            } else {
+                self.send_each(to, batch, size, flow)
+            };
+            if let Err(e) = sent {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Sends the packets in `batch` one datagram each.
+    fn send_each(&self, to: SocketAddr, batch: &[u8], size: usize, flow: usize) -> io::Result<()> {
+        let socket = &self.tx[flow % self.tx.len()];
+        for packet in batch.chunks(size.max(1)) {
+            socket.send_to(packet, to)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a frame with offloads to finish (a TSO super-frame, a partial checksum): its
+    /// segments, completed, encapsulated and batched for GSO.
+    fn send_segments(&mut self, frame: &[u8], batch: &mut Vec<u8>) -> io::Result<()> {
+        let mut segments = std::mem::take(&mut self.segments);
+        let mut first: Option<(u32, MacAddr, usize, usize)> = None;
+        let mut outcome = Ok(());
+        let finished = offload::finish(frame, &mut segments, |segment| {
+            if outcome.is_err() {
+                return;
+            }
+            let start = batch.len();
+            match self.encapsulate(segment, batch) {
+                Ok((vni, dst, len)) => {
+                    let (_, _, size, _) = *first.get_or_insert_with(|| {
+                        (vni, dst, len, flow_hash(&batch[start + HEADER_LEN..]))
+                    });
+                    let count = batch.len().div_ceil(size);
+                    // A batch holds equal packets, the last one maybe shorter: full, or this
+                    // one shorter than the rest, it goes now.
+                    if len != size || batch.len() + size > GSO_BYTES || count >= GSO_SEGMENTS {
+                        let (vni, dst, size, flow) = first.unwrap_or((vni, dst, len, 0));
+                        let remotes = self.destinations(vni, dst);
+                        outcome = self.send_batch(&remotes, batch, size, flow);
+                        batch.clear();
+                    }
+                }
+                Err(e) => outcome = Err(e),
+            }
+        });
+        self.segments = segments;
+        if finished.is_err() {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        if outcome.is_ok()
+            && !batch.is_empty()
+            && let Some((vni, dst, size, flow)) = first
+        {
+            let remotes = self.destinations(vni, dst);
+            outcome = self.send_batch(&remotes, batch, size, flow);
+        }
+        outcome
+    }
+}
+
+/// Asks for [`SOCKET_BUFFER`] bytes of socket buffer: past the system's limit as root (`force`),
+/// else up to it.
+fn grow_buffer<F, P>(socket: &impl AsFd, force: F, plain: P)
+where
+    F: socket::SetSockOpt<Val = usize>,
+    P: socket::SetSockOpt<Val = usize>,
+{
+    if socket::setsockopt(socket, force, &SOCKET_BUFFER).is_err() {
+        let _ = socket::setsockopt(socket, plain, &SOCKET_BUFFER);
+    }
 }
 
 /// A hash of the inner frame's flow (addresses and, for TCP and UDP, ports): the same flow
@@ -209,7 +518,7 @@ impl Port for VxlanPort {
 
     fn caps(&self) -> Caps {
         Caps {
-            offloads: false,
+            offloads: true,
             polled: false,
         }
     }
@@ -247,117 +556,30 @@ impl Port for VxlanPort {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (n, from) = self.rx.recv_from(&mut self.scratch)?;
-        let remote = from.ip().to_canonical();
-        if !self.target.remotes.contains(&remote) {
-            return Err(self.reject(
-                |r| &mut r.unknown_remote,
-                || format!("UDP from {from}, which is not one of the port's remotes"),
-            ));
+        if self.pending.is_empty() {
+            self.read()?;
         }
-        // As Linux does: the I flag alone, reserved fields zero (no extension is spoken).
-        let header = &self.scratch[..HEADER_LEN.min(n)];
-        let plain = header.len() == HEADER_LEN
-            && header[0] == FLAG_VNI
-            && header[1..4] == [0, 0, 0]
-            && header[7] == 0;
-        if n < HEADER_LEN + ETHERNET_HEADER_LEN || !plain {
-            return Err(self.reject(
-                |r| &mut r.not_vxlan,
-                || format!("{n} bytes from {from} that are not a VXLAN packet"),
-            ));
-        }
-        let vni = u32::from_be_bytes([0, self.scratch[4], self.scratch[5], self.scratch[6]]);
-        let Some(vlan) = self.vni_vlan(vni) else {
-            return Err(self.reject(
-                |r| &mut r.unknown_vni,
-                || format!("VXLAN from {from} with VNI {vni}, which the port does not carry"),
-            ));
-        };
-        let inner = HEADER_LEN..n;
-        let src = MacAddr(
-            self.scratch[inner.start + 6..inner.start + 12]
-                .try_into()
-                .unwrap_or_default(),
-        );
-        self.learn(vni, src, remote);
-        let frame = &self.scratch[inner];
-        buf[..VNET_HDR_LEN].fill(0);
-        let out = &mut buf[VNET_HDR_LEN..];
-        let len = match vlan {
-            None => {
-                out[..frame.len()].copy_from_slice(frame);
-                frame.len()
-            }
-            Some(vlan) => {
-                out[..12].copy_from_slice(&frame[..12]);
-                out[12..14].copy_from_slice(&TPID_8021Q);
-                out[14..16].copy_from_slice(&vlan.to_be_bytes());
-                out[16..frame.len() + 4].copy_from_slice(&frame[12..]);
-                frame.len() + 4
-            }
-        };
-        Ok(VNET_HDR_LEN + len)
+        let take = self.gro_size.min(self.pending.len());
+        let packet = self.pending.start..self.pending.start + take;
+        self.pending.start += take;
+        self.decapsulate(packet, buf)
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        let eth = frame.get(VNET_HDR_LEN..).unwrap_or_default();
-        if eth.len() < ETHERNET_HEADER_LEN {
-            return Err(io::ErrorKind::InvalidInput.into());
-        }
-        let tagged = eth[12..14] == TPID_8021Q && eth.len() >= ETHERNET_HEADER_LEN + 4;
-        let mapped = matches!(self.target.vnis, Vnis::Map(_));
-        let vlan = (mapped && tagged).then(|| u16::from_be_bytes([eth[14], eth[15]]) & 0x0fff);
-        let Some(vni) = self.vni_of(vlan) else {
-            // An untagged frame on a port with a VNI map has no VNI to go in.
-            return Err(io::ErrorKind::InvalidInput.into());
-        };
-        let inner_len = if vlan.is_some() {
-            eth.len() - 4
+        let header = VnetHeader::new_checked(frame).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        let result = if header.is_complete() {
+            self.encapsulate(frame, &mut batch)
+                .and_then(|(vni, dst, len)| {
+                    let flow = flow_hash(&batch[HEADER_LEN..]);
+                    let remotes = self.destinations(vni, dst);
+                    self.send_batch(&remotes, &batch, len, flow)
+                })
         } else {
-            eth.len()
+            self.send_segments(frame, &mut batch)
         };
-        if inner_len + self.target.overhead() > usize::from(self.target.mtu) {
-            let (mtu, overhead) = (self.target.mtu, self.target.overhead());
-            let _ = self.reject(
-                |r| &mut r.too_big,
-                || {
-                    format!(
-                        "a {inner_len}-byte frame: with {overhead} bytes of VXLAN encapsulation it \
-                     does not fit the underlay MTU {mtu}; give the hosts an MTU of at most {} (or \
-                     raise the underlay's and set mtu=)",
-                        usize::from(mtu) - overhead - ETHERNET_HEADER_LEN
-                    )
-                },
-            );
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-        }
-        let packet = &mut self.scratch[..HEADER_LEN + inner_len];
-        packet[..HEADER_LEN].copy_from_slice(&[FLAG_VNI, 0, 0, 0, 0, 0, 0, 0]);
-        packet[4..7].copy_from_slice(&vni.to_be_bytes()[1..]);
-        if vlan.is_some() {
-            packet[HEADER_LEN..HEADER_LEN + 12].copy_from_slice(&eth[..12]);
-            packet[HEADER_LEN + 12..].copy_from_slice(&eth[16..]);
-        } else {
-            packet[HEADER_LEN..].copy_from_slice(eth);
-        }
-        let flow = flow_hash(&packet[HEADER_LEN..]);
-        let dst = MacAddr(eth[..6].try_into().unwrap_or_default());
-        let one = (!dst.is_multicast())
-            .then(|| self.behind(vni, dst))
-            .flatten();
-        let socket = &self.tx[flow % self.tx.len()];
-        let packet = &self.scratch[..HEADER_LEN + inner_len];
-        let mut result = Ok(());
-        let remotes = match &one {
-            Some(r) => std::slice::from_ref(r),
-            None => &self.target.remotes[..],
-        };
-        for &remote in remotes {
-            if let Err(e) = socket.send_to(packet, SocketAddr::new(remote, self.target.dstport)) {
-                result = Err(e);
-            }
-        }
+        self.batch = batch;
         result
     }
 
