@@ -10,6 +10,7 @@
 //! verified before it is merged: a merged frame's checksum is left for the receiver to finish,
 //! so a corrupt segment must never be hidden in one.
 
+use super::offload;
 use super::vnet::{F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHeader};
 
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
@@ -36,23 +37,14 @@ pub struct Merge {
     done: bool,
 }
 
-/// The 16-bit ones' complement sum of `data`, unfolded.
-fn sum(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
+/// The 16-bit ones' complement sum of `data` added to `acc`, unfolded.
+fn sum(acc: u64, data: &[u8]) -> u64 {
+    offload::sum_words(acc, data)
 }
 
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+/// A sum folded to 16 bits (not complemented).
+fn fold(acc: u64) -> u16 {
+    !offload::fold(acc)
 }
 
 fn be16(b: &[u8], at: usize) -> usize {
@@ -217,7 +209,6 @@ impl Merge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::offload;
 
     /// A TSO super-frame of `segments` full segments of `mss` bytes (and a shorter last one if
     /// `tail` > 0), as a TAP would hand it over.
