@@ -137,7 +137,7 @@ impl VxlanPort {
             rx,
             tx,
             tx_gso,
-            gso: true,
+            gso: target.gso,
             macs: HashMap::new(),
             scratch: vec![0; 1 << 16],
             pending: 0..0,
@@ -698,6 +698,7 @@ mod tests {
             vnis,
             dstport: 0,
             mtu,
+            gso: true,
         }
     }
 
