@@ -352,13 +352,7 @@ fn vswitchd_and_open_vswitch_interoperate_over_vxlan() {
 
     // Each side learned the other's host behind its VXLAN port: vswitchd with OVS's address
     // as the remote, OVS on its vxlan0 port.
-    let fdb = site1.ctl_json(&["fdb", "show"]);
-    let row = fdb
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["mac"] == h2.mac.as_str())
-        .unwrap_or_else(|| panic!("{fdb}"));
+    let row = site1.fdb_row(&h2.mac);
     assert_eq!(row["port"], "vx0", "{row}");
     assert_eq!(row["remote"], addr2.as_str(), "{row}");
     let ofport = ovs.vsctl(&["get", "Interface", "vxlan0", "ofport"]);

@@ -9,21 +9,7 @@ use vswitch::wire::coalesce::Merge;
 use vswitch::wire::offload;
 
 use super::Input;
-use super::offload::check_finish;
-
-/// The ones' complement sum of `data`, unfolded, written apart from the code under test.
-fn ones_sum(data: &[u8]) -> u64 {
-    data.chunks(2)
-        .map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0)))
-        .sum()
-}
-
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
+use super::offload::{check_finish, fold, ones_sum};
 
 /// A TCP super-frame (virtio-net header + Ethernet) as a TAP hands it over, from the input.
 fn super_frame(inp: &mut Input) -> Vec<u8> {
@@ -62,7 +48,16 @@ fn super_frame(inp: &mut Input) -> Vec<u8> {
     eth.extend_from_slice(&[0x1f, 0x90, 0xc3, 0x50]);
     eth.extend_from_slice(&seq.to_be_bytes());
     eth.extend_from_slice(&7u32.to_be_bytes());
-    eth.extend_from_slice(&[(((20 + tcp_opts) / 4) as u8) << 4, flags, 0x01, 0x00, 0, 0, 0, 0]);
+    eth.extend_from_slice(&[
+        (((20 + tcp_opts) / 4) as u8) << 4,
+        flags,
+        0x01,
+        0x00,
+        0,
+        0,
+        0,
+        0,
+    ]);
     eth.extend(std::iter::repeat_n(1u8, tcp_opts));
     eth.extend_from_slice(&payload);
     let pseudo = if ipv6 {
@@ -131,7 +126,10 @@ pub fn coalesce(data: &[u8]) {
     let Some(out) = check_finish(&frame) else {
         return;
     };
-    let mut segments: Vec<Vec<u8>> = out.into_iter().map(|s| s[VNET_HDR_LEN..].to_vec()).collect();
+    let mut segments: Vec<Vec<u8>> = out
+        .into_iter()
+        .map(|s| s[VNET_HDR_LEN..].to_vec())
+        .collect();
     if segments.is_empty() {
         return;
     }
@@ -165,8 +163,10 @@ pub fn coalesce(data: &[u8]) {
     }
     let mut again = Vec::new();
     let mut scratch = Vec::new();
-    offload::finish(&merged, &mut scratch, |s| again.push(s[VNET_HDR_LEN..].to_vec()))
-        .expect("a merged frame can be cut again");
+    offload::finish(&merged, &mut scratch, |s| {
+        again.push(s[VNET_HDR_LEN..].to_vec())
+    })
+    .expect("a merged frame can be cut again");
     assert_eq!(again.len(), taken, "segments out of {taken} merged");
     for (i, (out, inp)) in again.iter().zip(&segments).enumerate() {
         assert_eq!(out, inp, "segment {i} of {taken} changed by the merge");

@@ -406,6 +406,17 @@ impl Lab {
         run(&all)
     }
 
+    /// The `fdb show` row of `mac` (its first, if it is in several VLANs).
+    pub fn fdb_row(&self, mac: &str) -> serde_json::Value {
+        let fdb = self.ctl_json(&["fdb", "show"]);
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["mac"] == mac)
+            .cloned()
+            .unwrap_or_else(|| panic!("{mac} not in the MAC table: {fdb}"))
+    }
+
     /// Runs `vswitchctl` and returns its stdout, asserting it succeeded.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);
