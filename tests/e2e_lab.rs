@@ -534,17 +534,7 @@ fn learning_off_keeps_the_ports_sources_out_of_the_table_and_floods_to_it() {
 
 /// Whether lldpd is here; without it the test is skipped, unless `VSWITCH_E2E=require`.
 fn lldpd_or_skip(test: &str) -> bool {
-    if run(&["sh", "-c", "command -v lldpd && command -v lldpcli"])
-        .status
-        .success()
-    {
-        return true;
-    }
-    if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
-        panic!("{test}: lldpd is not installed (scripts/deps.sh install)");
-    }
-    eprintln!("{test}: skipped, needs lldpd (scripts/deps.sh install)");
-    false
+    common::tools_or_skip(test, &["lldpd", "lldpcli"], "lldpd")
 }
 
 /// An lldpd in a host's namespace with a control socket of its own, sending every second.

@@ -39,6 +39,29 @@ pub fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// Whether every command in `commands` is installed; without one the test is skipped with a
+/// message naming the Debian `package`, unless `VSWITCH_E2E=require`.
+pub fn tools_or_skip(test: &str, commands: &[&str], package: &str) -> bool {
+    let missing: Vec<&str> = commands
+        .iter()
+        .copied()
+        .filter(|c| {
+            !run(&["sh", "-c", &format!("command -v {c}")])
+                .status
+                .success()
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
+        panic!("{test}: {what} not installed (package {package}; scripts/deps.sh install)");
+    }
+    eprintln!("{test}: skipped, needs {what} (package {package}; scripts/deps.sh install)");
+    false
+}
+
 /// Runs a command under `timeout`, returning its output.
 pub fn run(args: &[&str]) -> Output {
     Command::new("timeout")
