@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the lab.
 
+pub mod ports;
 pub mod qemu;
 
 use std::fs::File;
