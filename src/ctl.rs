@@ -120,6 +120,10 @@ pub enum Command {
         /// Which events: fdb, port, security, reload or all [default: all].
         #[arg(value_name = "KIND", value_parser = ["fdb", "port", "security", "reload", "all"])]
         kinds: Vec<String>,
+        /// Start each line with the event's time of day (UTC, to the millisecond), as
+        /// `ip monitor -t` does.
+        #[arg(short = 't', long)]
+        timestamp: bool,
     },
     /// The counters in the Prometheus text exposition format: per-port frames, bytes and drops
     /// by reason, MAC and ARP tables, uptime (for node_exporter's textfile collector).
@@ -270,7 +274,7 @@ impl Command {
             },
             Command::Reload => Request::Reload {},
             Command::Metrics => Request::Metrics {},
-            Command::Monitor { kinds } => Request::Monitor { kinds },
+            Command::Monitor { kinds, .. } => Request::Monitor { kinds },
             Command::Mirror(MirrorCommand::Add {
                 name,
                 from,

@@ -24,6 +24,15 @@ pub struct Event {
     pub what: What,
 }
 
+impl Event {
+    /// The event's time of day, UTC, as `HH:MM:SS.mmm`.
+    pub fn time_of_day(&self) -> String {
+        let ms = (self.time * 1000.0).round() as u64 % 86_400_000;
+        let (s, ms) = (ms / 1000, ms % 1000);
+        format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
 /// What happened. Ports are named; MACs are lowercase with colons, as in `fdb show`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -299,6 +308,11 @@ mod tests {
             r#"{"time":1.5,"event":"moved","vlan":10,"mac":"02:00:00:00:00:01","from":"tap1","to":"tap2"}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+        let at = Event {
+            time: 1_796_093_023.908,
+            ..event.clone()
+        };
+        assert_eq!(at.time_of_day(), "02:43:43.908");
         assert_eq!(event.what.kind(), Some(Kind::Fdb));
     }
 

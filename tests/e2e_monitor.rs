@@ -208,6 +208,28 @@ fn a_text_monitor_of_one_kind_prints_only_that_kind() {
         mon.seen.join("\n")
     );
 
+    // -t puts the time of day first.
+    let mut timed = Monitor::start(&lab, &["monitor", "-t", "port"]);
+    let stamped = |l: &str| {
+        let (time, rest) = l.split_at(l.len().min(12));
+        rest == " attached port vm (dgram)"
+            && time.len() == 12
+            && time.chars().enumerate().all(|(i, c)| match i {
+                2 | 5 => c == ':',
+                8 => c == '.',
+                _ => c.is_ascii_digit(),
+            })
+    };
+    let heard = (0..20).any(|_| {
+        lab.ctl_ok(&["port", "add", &spec]);
+        let heard = timed
+            .wait_for(Duration::from_millis(250), stamped)
+            .is_some();
+        lab.ctl_ok(&["port", "del", "vm"]);
+        heard
+    });
+    assert!(heard, "saw:\n{}", timed.seen.join("\n"));
+
     // An unknown kind is refused by name, with exit status 2 (usage).
     let out = lab.ctl(&["monitor", "macs"]);
     assert_eq!(out.status.code(), Some(2));

@@ -27,8 +27,8 @@ fn main() -> ExitCode {
     if let Command::Capture { write, .. } = &args.command {
         return capture(&args, &path, write);
     }
-    if let Command::Monitor { .. } = &args.command {
-        return monitor(&args, &path);
+    if let Command::Monitor { timestamp, .. } = &args.command {
+        return monitor(&args, &path, *timestamp);
     }
     if let Command::Port(PortCommand::Stats {
         rate: Some(secs), ..
@@ -112,7 +112,7 @@ fn capture(args: &CtlArgs, path: &std::path::Path, write: &str) -> ExitCode {
 
 /// `vswitchctl monitor`: prints each event as it arrives (as a line of text, or the daemon's
 /// JSON line with --json) until the daemon goes or Ctrl-C.
-fn monitor(args: &CtlArgs, path: &std::path::Path) -> ExitCode {
+fn monitor(args: &CtlArgs, path: &std::path::Path, timestamp: bool) -> ExitCode {
     let stop = match vswitch::sys::signal::interrupt_flag() {
         Ok(flag) => flag,
         Err(e) => {
@@ -126,7 +126,7 @@ fn monitor(args: &CtlArgs, path: &std::path::Path) -> ExitCode {
     let result = Client::connect(path, Duration::from_secs(args.timeout)).and_then(|mut client| {
         client.stream(&args.command.request(), stop, |bytes| {
             partial.extend_from_slice(bytes);
-            let printed = print_events(&mut out, &mut partial, args.json);
+            let printed = print_events(&mut out, &mut partial, args.json, timestamp);
             reader_gone = printed
                 .as_ref()
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
@@ -143,7 +143,12 @@ fn monitor(args: &CtlArgs, path: &std::path::Path) -> ExitCode {
 
 /// Prints the whole event lines in `partial` (and takes them out of it): as text, or as the
 /// JSON lines they are.
-fn print_events(out: &mut impl Write, partial: &mut Vec<u8>, json: bool) -> std::io::Result<()> {
+fn print_events(
+    out: &mut impl Write,
+    partial: &mut Vec<u8>,
+    json: bool,
+    timestamp: bool,
+) -> std::io::Result<()> {
     let mut at = 0;
     while let Some(end) = partial[at..].iter().position(|&b| b == b'\n') {
         let line = &partial[at..at + end];
@@ -154,6 +159,7 @@ fn print_events(out: &mut impl Write, partial: &mut Vec<u8>, json: bool) -> std:
             continue;
         }
         match serde_json::from_slice::<Event>(line) {
+            Ok(event) if timestamp => writeln!(out, "{} {}", event.time_of_day(), event.what)?,
             Ok(event) => writeln!(out, "{}", event.what)?,
             // An event this vswitchctl does not know (a newer daemon): as it came.
             Err(_) => writeln!(out, "{}", String::from_utf8_lossy(line))?,
