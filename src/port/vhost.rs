@@ -1,0 +1,327 @@
+//! A vhost-user port (`vhost-user:PATH`): the switch serves a Unix socket, QEMU connects to it
+//! (`-chardev socket,path=PATH -netdev vhost-user,chardev=...`) and shares the VM's memory, and
+//! frames move through the virtio-net device's rings in that memory: no syscall per frame, one
+//! copy between the VM and the switch's buffer. No root needed.
+//!
+//! Everything runs in the switch's one loop, under the port's one token: the listening socket,
+//! the connection (vhost-user messages, handled one per turn of [`Port::recv`] by the vhost
+//! crate's [`BackendReqHandler`]) and the VM's kick eventfds. The connection is blocking with
+//! short timeouts, so a frontend that stops in the middle of a message stalls the loop for at
+//! most [`MESSAGE_TIMEOUT`] and is then dropped.
+//!
+//! A VM that breaks the protocol or its rings (addresses outside its memory, chains that loop,
+//! garbage on the socket) loses its connection, with one log line; the port waits for the next
+//! one, as it does when the VM stops or restarts. One VM at a time: a second connection is
+//! closed at once while one is up.
+
+mod device;
+mod early;
+mod ring;
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use log::{info, warn};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv};
+use vhost::vhost_user::{BackendReqHandler, Error as ProtocolError, VhostUserBackendReqHandlerMut};
+
+use super::unix::{clear_stale_socket, socket_name};
+use super::{Caps, Port, PortKind};
+use device::{Device, PROTOCOL_FEATURES};
+use ring::{Put, RingError, Taken};
+
+/// Longest a frontend may take to finish a message it started (or to take a reply).
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_millis(200);
+
+type Handler = BackendReqHandler<Mutex<Device>>;
+
+/// A port serving one vhost-user frontend (a VM) at a time.
+pub struct VhostUserPort {
+    name: String,
+    path: PathBuf,
+    listener: UnixListener,
+    conn: Option<Handler>,
+    /// Shared with the connection's handler, which changes it message by message.
+    device: Arc<Mutex<Device>>,
+    registry: Option<(Registry, Token)>,
+    /// The VM was asked to kick for the frames it sends (the ring was found empty).
+    armed: bool,
+}
+
+/// What the connection had to say.
+enum Control {
+    /// A message was handled.
+    Handled,
+    /// Nothing is waiting.
+    Idle,
+    /// The connection is over, and why.
+    Gone(String),
+}
+
+impl VhostUserPort {
+    /// Listens at `path` (a stale socket file is replaced; a live one is an error).
+    pub fn open(name: &str, path: &Path) -> io::Result<VhostUserPort> {
+        clear_stale_socket(path)?;
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Ok(VhostUserPort {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            listener,
+            conn: None,
+            device: Arc::new(Mutex::new(Device::new())),
+            registry: None,
+            armed: false,
+        })
+    }
+
+    fn device(&self) -> MutexGuard<'_, Device> {
+        // Nothing panics while holding it; if something did, the state is still consistent
+        // enough to be reset.
+        self.device.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Accepts every waiting connection: the first becomes the port's VM if it has none, the
+    /// others are closed at once.
+    fn accept(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("port {}: accept: {e}", self.name);
+                    return;
+                }
+            };
+            if self.conn.is_some() {
+                warn!(
+                    "port {}: another VM connected to {} while one is attached; refused",
+                    self.name,
+                    socket_name(&self.path)
+                );
+                continue;
+            }
+            if let Err(e) = self.attach(stream) {
+                warn!("port {}: cannot serve the new connection: {e}", self.name);
+                continue;
+            }
+            info!(
+                "port {}: a VM connected to {}",
+                self.name,
+                socket_name(&self.path)
+            );
+        }
+    }
+
+    fn attach(&mut self, stream: UnixStream) -> io::Result<()> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(MESSAGE_TIMEOUT))?;
+        stream.set_write_timeout(Some(MESSAGE_TIMEOUT))?;
+        if let Some((registry, token)) = &self.registry {
+            // Registration reports data that is already waiting, so nothing is missed.
+            let fd = stream.as_raw_fd();
+            registry.register(&mut SourceFd(&fd), *token, Interest::READABLE)?;
+        }
+        self.conn = Some(BackendReqHandler::from_stream(
+            stream,
+            Arc::clone(&self.device),
+        ));
+        self.armed = false;
+        Ok(())
+    }
+
+    /// Ends the connection (the VM left, or broke the protocol: `why`) and forgets what it
+    /// set up; the port waits for the next one.
+    fn disconnect(&mut self, why: &str) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if let Some((registry, _)) = &self.registry {
+            let _ = registry.deregister(&mut SourceFd(&conn.as_raw_fd()));
+        }
+        drop(conn);
+        self.device().reset();
+        info!(
+            "port {}: the VM disconnected ({why}); waiting for it",
+            self.name
+        );
+    }
+
+    /// Handles the next vhost-user message, if one is waiting.
+    fn control(&mut self) -> Control {
+        let Some(conn) = self.conn.as_mut() else {
+            return Control::Idle;
+        };
+        let mut byte = [0u8; 1];
+        match recv(
+            conn.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(0) => return Control::Gone("end of stream".into()),
+            Ok(_) => {}
+            Err(Errno::EAGAIN | Errno::EINTR) => return Control::Idle,
+            Err(e) => return Control::Gone(e.to_string()),
+        }
+        if !self.device.lock().is_ok_and(|d| d.acked(PROTOCOL_FEATURES)) && early::is_next(conn) {
+            let enable = conn
+                .try_clone_connection()
+                .ok()
+                .and_then(|mut stream| early::take(&mut stream));
+            return match enable {
+                Some(e) => match self.device().set_vring_enable(e.index, e.enable) {
+                    Ok(()) => Control::Handled,
+                    Err(e) => Control::Gone(format!("vhost-user protocol: {e}")),
+                },
+                None => Control::Gone("vhost-user protocol: bad SET_VRING_ENABLE".into()),
+            };
+        }
+        match conn.handle_request() {
+            Ok(()) => Control::Handled,
+            Err(ProtocolError::Disconnected) => Control::Gone("end of stream".into()),
+            Err(e) => Control::Gone(format!("vhost-user protocol: {e}")),
+        }
+    }
+
+    /// The next frame the VM sent, or why there is none.
+    fn take(&mut self, buf: &mut [u8]) -> Result<Option<Taken>, RingError> {
+        let armed = self.armed;
+        let mut device = self.device();
+        let taken = device.take_frame(buf)?;
+        if taken.is_some() && armed {
+            device.quiet()?;
+        }
+        drop(device);
+        if taken.is_some() {
+            self.armed = false;
+        }
+        Ok(taken)
+    }
+}
+
+impl Port for VhostUserPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        PortKind::VhostUser
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            offloads: self.device().offloads(),
+            polled: false,
+        }
+    }
+
+    fn state(&self) -> &'static str {
+        if self.conn.is_some() { "up" } else { "waiting" }
+    }
+
+    fn carrier(&self) -> Result<(), &'static str> {
+        Err("vhost-user ports carry no link state yet; link=down drops frames only")
+    }
+
+    fn detail(&self) -> String {
+        let vm = if self.conn.is_some() {
+            format!("VM connected, {}", self.device().describe())
+        } else {
+            "no VM connected".to_owned()
+        };
+        format!("vhost-user on {}: {vm}", self.path.display())
+    }
+
+    fn queues_when_full(&self) -> bool {
+        true
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.take(buf) {
+                Ok(Some(Taken::Frame(n))) => return Ok(n),
+                Ok(Some(Taken::Refused(why))) => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("port {}: the VM broke its rings: {e}", self.name);
+                    self.disconnect("ring error");
+                }
+            }
+            // The ring is empty: the sockets' turn, one message at a time.
+            match self.control() {
+                Control::Handled => return Err(io::ErrorKind::Interrupted.into()),
+                Control::Gone(why) => self.disconnect(&why),
+                Control::Idle => {}
+            }
+            self.accept();
+            let rearmed = self.device().rearm();
+            match rearmed {
+                Ok(true) => continue,
+                Ok(false) => {
+                    self.armed = true;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Err(e) => {
+                    warn!("port {}: the VM broke its rings: {e}", self.name);
+                    self.disconnect("ring error");
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let put = self.device().put_frame(frame);
+        match put {
+            Ok(Some(Put::Done)) => Ok(()),
+            Ok(Some(Put::Full)) => Err(io::ErrorKind::WouldBlock.into()),
+            Ok(Some(Put::TooBig)) => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
+            Ok(None) => Err(io::ErrorKind::NotConnected.into()),
+            Err(e) => {
+                warn!("port {}: the VM broke its rings: {e}", self.name);
+                self.disconnect("ring error");
+                Err(io::ErrorKind::NotConnected.into())
+            }
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            &mut SourceFd(&self.listener.as_raw_fd()),
+            token,
+            Interest::READABLE,
+        )?;
+        if let Some(conn) = &self.conn {
+            registry.register(&mut SourceFd(&conn.as_raw_fd()), token, Interest::READABLE)?;
+        }
+        self.device().watch(Some((registry.try_clone()?, token)));
+        self.registry = Some((registry.try_clone()?, token));
+        Ok(())
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.deregister(&mut SourceFd(&self.listener.as_raw_fd()))?;
+        if let Some(conn) = &self.conn {
+            registry.deregister(&mut SourceFd(&conn.as_raw_fd()))?;
+        }
+        self.device().watch(None);
+        self.registry = None;
+        Ok(())
+    }
+}
+
+impl Drop for VhostUserPort {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
