@@ -202,3 +202,6 @@ fn write_span(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
