@@ -5,9 +5,10 @@
 //!
 //! Everything runs in the switch's one loop, under the port's one token: the listening socket,
 //! the connection (vhost-user messages, handled one per turn of [`Port::recv`] by the vhost
-//! crate's [`BackendReqHandler`]) and the VM's kick eventfds. The connection is blocking with
-//! short timeouts, so a frontend that stops in the middle of a message stalls the loop for at
-//! most [`MESSAGE_TIMEOUT`] and is then dropped.
+//! crate's [`BackendReqHandler`]) and the VM's kick eventfds. A message goes to the crate only
+//! once all of it has arrived and its reply can be written at once (see [`framing`]), so a
+//! frontend that stops in the middle of a message or never reads its replies cannot hold the
+//! loop.
 //!
 //! A VM that breaks the protocol or its rings (addresses outside its memory, chains that loop,
 //! garbage on the socket) loses its connection, with one log line; the port waits for the next
@@ -16,6 +17,7 @@
 
 mod device;
 mod early;
+mod framing;
 mod ring;
 
 use std::io;
@@ -28,31 +30,37 @@ use std::time::Duration;
 use log::{info, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, recv};
 use vhost::vhost_user::{BackendReqHandler, Error as ProtocolError, VhostUserBackendReqHandlerMut};
 
 use super::unix::{clear_stale_socket, socket_name};
 use super::{Caps, Port, PortKind};
 use device::{Device, PROTOCOL_FEATURES};
+use framing::Waiting;
 use ring::{Put, RingError, Taken};
 
-/// Longest a frontend may take to finish a message it started (or to take a reply).
-pub const MESSAGE_TIMEOUT: Duration = Duration::from_millis(200);
+/// A backstop on the connection's reads and writes, which [`framing`] makes sure never wait.
+const SOCKET_TIMEOUT: Duration = Duration::from_millis(200);
 
-type Handler = BackendReqHandler<Mutex<Device>>;
+/// The connected VM: the vhost crate's handler of its messages, and the same socket for the
+/// switch's own looks at it (readiness, what waits).
+struct Conn {
+    handler: BackendReqHandler<Mutex<Device>>,
+    sock: UnixStream,
+}
 
 /// A port serving one vhost-user frontend (a VM) at a time.
 pub struct VhostUserPort {
     name: String,
     path: PathBuf,
     listener: UnixListener,
-    conn: Option<Handler>,
+    conn: Option<Conn>,
     /// Shared with the connection's handler, which changes it message by message.
     device: Arc<Mutex<Device>>,
     registry: Option<(Registry, Token)>,
     /// The VM was asked to kick for the frames it sends (the ring was found empty).
     armed: bool,
+    /// Where waiting messages are peeked at.
+    scratch: Vec<u8>,
 }
 
 /// What the connection had to say.
@@ -79,6 +87,7 @@ impl VhostUserPort {
             device: Arc::new(Mutex::new(Device::new())),
             registry: None,
             armed: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -123,17 +132,18 @@ impl VhostUserPort {
 
     fn attach(&mut self, stream: UnixStream) -> io::Result<()> {
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(MESSAGE_TIMEOUT))?;
-        stream.set_write_timeout(Some(MESSAGE_TIMEOUT))?;
+        stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+        stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
         if let Some((registry, token)) = &self.registry {
             // Registration reports data that is already waiting, so nothing is missed.
             let fd = stream.as_raw_fd();
             registry.register(&mut SourceFd(&fd), *token, Interest::READABLE)?;
         }
-        self.conn = Some(BackendReqHandler::from_stream(
-            stream,
-            Arc::clone(&self.device),
-        ));
+        let sock = stream.try_clone()?;
+        self.conn = Some(Conn {
+            handler: BackendReqHandler::from_stream(stream, Arc::clone(&self.device)),
+            sock,
+        });
         self.armed = false;
         Ok(())
     }
@@ -145,7 +155,7 @@ impl VhostUserPort {
             return;
         };
         if let Some((registry, _)) = &self.registry {
-            let _ = registry.deregister(&mut SourceFd(&conn.as_raw_fd()));
+            let _ = registry.deregister(&mut SourceFd(&conn.handler.as_raw_fd()));
         }
         drop(conn);
         self.device().reset();
@@ -155,36 +165,31 @@ impl VhostUserPort {
         );
     }
 
-    /// Handles the next vhost-user message, if one is waiting.
+    /// Handles the next vhost-user message, if one is waiting whole.
     fn control(&mut self) -> Control {
         let Some(conn) = self.conn.as_mut() else {
             return Control::Idle;
         };
-        let mut byte = [0u8; 1];
-        match recv(
-            conn.as_raw_fd(),
-            &mut byte,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(0) => return Control::Gone("end of stream".into()),
-            Ok(_) => {}
-            Err(Errno::EAGAIN | Errno::EINTR) => return Control::Idle,
-            Err(e) => return Control::Gone(e.to_string()),
-        }
-        if !self.device.lock().is_ok_and(|d| d.acked(PROTOCOL_FEATURES)) && early::is_next(conn) {
-            let enable = conn
-                .try_clone_connection()
-                .ok()
-                .and_then(|mut stream| early::take(&mut stream));
-            return match enable {
-                Some(e) => match self.device().set_vring_enable(e.index, e.enable) {
-                    Ok(()) => Control::Handled,
-                    Err(e) => Control::Gone(format!("vhost-user protocol: {e}")),
-                },
-                None => Control::Gone("vhost-user protocol: bad SET_VRING_ENABLE".into()),
+        let request = match framing::peek(&conn.sock, &mut self.scratch) {
+            Waiting::Message(request) => request,
+            Waiting::NotYet | Waiting::Nothing => return Control::Idle,
+            Waiting::Closed(why) => return Control::Gone(why),
+            Waiting::Oversized(size) => {
+                return Control::Gone(format!("vhost-user protocol: a {size}-byte message"));
+            }
+        };
+        let mut device = self.device.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = if request == early::SET_VRING_ENABLE && !device.acked(PROTOCOL_FEATURES) {
+            let Some(e) = early::take(&mut conn.sock) else {
+                return Control::Gone("vhost-user protocol: bad SET_VRING_ENABLE".into());
             };
-        }
-        match conn.handle_request() {
+            device.set_vring_enable(e.index, e.enable)
+        } else {
+            // The handler locks the device itself.
+            drop(device);
+            conn.handler.handle_request()
+        };
+        match result {
             Ok(()) => Control::Handled,
             Err(ProtocolError::Disconnected) => Control::Gone("end of stream".into()),
             Err(e) => Control::Gone(format!("vhost-user protocol: {e}")),
@@ -302,7 +307,8 @@ impl Port for VhostUserPort {
             Interest::READABLE,
         )?;
         if let Some(conn) = &self.conn {
-            registry.register(&mut SourceFd(&conn.as_raw_fd()), token, Interest::READABLE)?;
+            let fd = conn.handler.as_raw_fd();
+            registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
         }
         self.device().watch(Some((registry.try_clone()?, token)));
         self.registry = Some((registry.try_clone()?, token));
@@ -312,7 +318,7 @@ impl Port for VhostUserPort {
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         registry.deregister(&mut SourceFd(&self.listener.as_raw_fd()))?;
         if let Some(conn) = &self.conn {
-            registry.deregister(&mut SourceFd(&conn.as_raw_fd()))?;
+            registry.deregister(&mut SourceFd(&conn.handler.as_raw_fd()))?;
         }
         self.device().watch(None);
         self.registry = None;
@@ -325,3 +331,6 @@ impl Drop for VhostUserPort {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,15 +40,23 @@ impl Driver {
     fn desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
         let at = GuestAddress(DESC + 16 * u64::from(i));
         self.mem.write_obj(addr.to_le(), at).unwrap();
-        self.mem.write_obj(len.to_le(), GuestAddress(at.0 + 8)).unwrap();
-        self.mem.write_obj(flags.to_le(), GuestAddress(at.0 + 12)).unwrap();
-        self.mem.write_obj(next.to_le(), GuestAddress(at.0 + 14)).unwrap();
+        self.mem
+            .write_obj(len.to_le(), GuestAddress(at.0 + 8))
+            .unwrap();
+        self.mem
+            .write_obj(flags.to_le(), GuestAddress(at.0 + 12))
+            .unwrap();
+        self.mem
+            .write_obj(next.to_le(), GuestAddress(at.0 + 14))
+            .unwrap();
     }
 
     /// Makes the chain at `head` available.
     fn offer(&mut self, head: u16) {
         let slot = AVAIL + 4 + 2 * u64::from(self.avail % SIZE);
-        self.mem.write_obj(head.to_le(), GuestAddress(slot)).unwrap();
+        self.mem
+            .write_obj(head.to_le(), GuestAddress(slot))
+            .unwrap();
         self.avail = self.avail.wrapping_add(1);
         self.set_avail_idx(self.avail);
     }
@@ -96,10 +104,17 @@ fn a_frame_split_over_descriptors_is_taken_with_its_header() {
     let taken = take_frame(&mut d.queue, &d.mem, 12, &mut buf).unwrap();
     assert_eq!(taken, Some(Taken::Frame(72)));
     assert_eq!(buf[..10], header()[..10]);
-    assert_eq!(buf[10..12], [0, 0], "num_buffers is not the switch's business");
+    assert_eq!(
+        buf[10..12],
+        [0, 0],
+        "num_buffers is not the switch's business"
+    );
     assert_eq!(buf[12..72], eth[..]);
     assert_eq!(d.used(0), (1, (3, 0)), "the chain went back");
-    assert_eq!(take_frame(&mut d.queue, &d.mem, 12, &mut buf).unwrap(), None);
+    assert_eq!(
+        take_frame(&mut d.queue, &d.mem, 12, &mut buf).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -210,7 +225,10 @@ fn a_frame_for_the_vm_fills_one_buffer_with_header_and_num_buffers() {
         put_frame(&mut d.queue, &d.mem, 12, false, &frame).unwrap(),
         Put::Done
     );
-    assert_eq!(d.bytes(BUFS + 0x1000, 12), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    assert_eq!(
+        d.bytes(BUFS + 0x1000, 12),
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
+    );
     assert_eq!(d.used(1), (2, (0, 112)));
     assert_eq!(
         put_frame(&mut d.queue, &d.mem, 12, true, &frame).unwrap(),
