@@ -186,7 +186,7 @@ fn deliver(slot: &mut Slot, out: PortId, frame: &[u8], now: Duration, after: &mu
         Sent::Done => {}
         Sent::Full => match slot.queue.push(frame, now + RETRY_FULL) {
             Ok(_) => after.note_held(out),
-            Err(_) => slot.tx.count_drop(DropReason::TxFull),
+            Err(_) => slot.tx.count_drop(DropReason::QueueFull),
         },
         Sent::Gone(why) => after.dead.push((out, why)),
     }
