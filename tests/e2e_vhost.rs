@@ -1,14 +1,24 @@
 //! A real QEMU guest on a `vhost-user:` port: TCP both ways with a host on a TAP, offloaded
 //! super-frames crossing between the TAP and the VM's rings untouched, and a VM that powers off
-//! and boots again on the same port. Needs root and QEMU (see `common::qemu::guest`).
+//! and boots again on the same port. Needs root and QEMU (see `common::qemu::guest`). And
+//! frontends that misbehave on purpose against the real vswitchd while two hosts keep
+//! talking through it (root, no QEMU).
 
 mod common;
 
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 use common::qemu::{self, Launch, Nic, Role, Vm, http_get, http_serve_once, sha256_hex, word};
-use common::{Lab, root_or_skip};
+use common::{Lab, root_or_skip, wait_until};
+use vhost::vhost_user::Frontend;
+use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
 
 const BOOT: Duration = Duration::from_secs(90);
 const BYTES: usize = 256 * 1024;
@@ -128,4 +138,120 @@ fn tcp_between_a_vm_on_a_vhost_user_port_and_a_tap_host_both_ways_across_a_vm_re
     let log = lab.log();
     assert!(log.contains("the VM disconnected"), "{log}");
     assert_eq!(log.matches("a VM connected").count(), 2, "{log}");
+}
+
+/// A frontend that sets up one pair of 16-entry rings in 1 MiB of memory it shares through a
+/// file, then puts a transmit chain that loops on its ring and kicks.
+fn frontend_with_a_looping_chain(sock: &Path, dir: &Path) -> (Frontend, EventFd) {
+    const MEM: usize = 1 << 20;
+    const VA: u64 = 0x7f00_0000_0000;
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join("vm.mem"))
+        .unwrap();
+    file.set_len(MEM as u64).unwrap();
+    let offset = FileOffset::new(file.try_clone().unwrap(), 0);
+    let mem: GuestMemoryMmap =
+        GuestMemoryMmap::from_ranges_with_files([(GuestAddress(0), MEM, Some(offset))]).unwrap();
+    let frontend = Frontend::connect(sock, 2).unwrap();
+    frontend.set_owner().unwrap();
+    frontend.get_features().unwrap();
+    frontend.set_features(1 << 32).unwrap();
+    frontend
+        .set_mem_table(&[VhostUserMemoryRegionInfo {
+            guest_phys_addr: 0,
+            memory_size: MEM as u64,
+            userspace_addr: VA,
+            mmap_offset: 0,
+            mmap_handle: file.as_raw_fd(),
+        }])
+        .unwrap();
+    let kick = EventFd::new(0).unwrap();
+    for q in 0..2u64 {
+        let base = q * 0x4000;
+        frontend.set_vring_num(q as usize, 16).unwrap();
+        let config = VringConfigData {
+            queue_max_size: 16,
+            queue_size: 16,
+            flags: 0,
+            desc_table_addr: VA + base,
+            used_ring_addr: VA + base + 0x2000,
+            avail_ring_addr: VA + base + 0x1000,
+            log_addr: None,
+        };
+        frontend.set_vring_addr(q as usize, &config).unwrap();
+        frontend.set_vring_base(q as usize, 0).unwrap();
+        frontend.set_vring_kick(q as usize, &kick).unwrap();
+    }
+    // Transmit queue (1): descriptors 0 -> 1 -> 0 ..., offered as the first chain.
+    let desc = 0x4000u64;
+    for (i, next) in [(0u64, 1u16), (1, 0)] {
+        let at = desc + 16 * i;
+        mem.write_obj(0x10000u64, GuestAddress(at)).unwrap();
+        mem.write_obj(64u32, GuestAddress(at + 8)).unwrap();
+        mem.write_obj(1u16, GuestAddress(at + 12)).unwrap();
+        mem.write_obj(next, GuestAddress(at + 14)).unwrap();
+    }
+    mem.write_obj(0u16, GuestAddress(0x5004)).unwrap();
+    mem.write_obj(1u16, GuestAddress(0x5002)).unwrap();
+    kick.write(1).unwrap();
+    (frontend, kick)
+}
+
+#[test]
+fn misbehaving_frontends_lose_the_port_while_the_other_ports_forward() {
+    if !root_or_skip("vhost") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let sock = lab.dir.join("vm.sock");
+    let spec = format!("vhost-user:{}", sock.display());
+    lab.start_switch(2, &["--port", &spec]);
+    let h1 = lab.add_host(1, 1500);
+    let h2 = lab.add_host(2, 1500);
+    assert!(h1.ping_eventually(&h2.ip));
+    let dropped = |lab: &Lab, n: usize| {
+        wait_until(Duration::from_secs(5), || {
+            lab.log().matches("waiting for it").count() >= n
+        })
+    };
+
+    // Garbage on the socket.
+    let mut junk = UnixStream::connect(&sock).unwrap();
+    junk.write_all(&[0xde; 64]).unwrap();
+    assert!(dropped(&lab, 1), "{}", lab.log());
+    drop(junk);
+
+    // Half a message, and the socket left open: the loop does not wait for the rest.
+    let mut half = UnixStream::connect(&sock).unwrap();
+    half.write_all(&[1, 0, 0, 0, 1, 0]).unwrap();
+    assert!(h1.ping(&h2.ip, 5), "{}", lab.log());
+    drop(half);
+    assert!(dropped(&lab, 2), "{}", lab.log());
+
+    // A transmit chain that loops.
+    let (_frontend, _kick) = frontend_with_a_looping_chain(&sock, &lab.dir);
+    assert!(dropped(&lab, 3), "{}", lab.log());
+    assert!(h1.ping(&h2.ip, 5), "{}", lab.log());
+    assert!(lab.switch_running());
+    let log = lab.log();
+    // One line for each.
+    assert_eq!(log.matches("waiting for it").count(), 3, "{log}");
+    assert_eq!(
+        log.matches("dropped the VM: it broke its rings").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("dropped the VM: vhost-user protocol").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("end of stream in the middle of a message"),
+        "{log}"
+    );
 }

@@ -69,8 +69,16 @@ enum Control {
     Handled,
     /// Nothing is waiting.
     Idle,
-    /// The connection is over, and why.
-    Gone(String),
+    /// The connection is over.
+    Gone(End),
+}
+
+/// Why a connection ended.
+enum End {
+    /// The VM closed it.
+    Left(String),
+    /// The VM broke the protocol or its rings.
+    Fault(String),
 }
 
 impl VhostUserPort {
@@ -148,9 +156,9 @@ impl VhostUserPort {
         Ok(())
     }
 
-    /// Ends the connection (the VM left, or broke the protocol: `why`) and forgets what it
-    /// set up; the port waits for the next one.
-    fn disconnect(&mut self, why: &str) {
+    /// Ends the connection and forgets what it set up, with one log line; the port waits for
+    /// the next one.
+    fn disconnect(&mut self, end: End) {
         let Some(conn) = self.conn.take() else {
             return;
         };
@@ -159,10 +167,16 @@ impl VhostUserPort {
         }
         drop(conn);
         self.device().reset();
-        info!(
-            "port {}: the VM disconnected ({why}); waiting for it",
-            self.name
-        );
+        match end {
+            End::Left(why) => info!(
+                "port {}: the VM disconnected ({why}); waiting for it",
+                self.name
+            ),
+            End::Fault(why) => warn!(
+                "port {}: dropped the VM: {why}; waiting for it to reconnect",
+                self.name
+            ),
+        }
     }
 
     /// Handles the next vhost-user message, if one is waiting whole.
@@ -173,15 +187,17 @@ impl VhostUserPort {
         let request = match framing::peek(&conn.sock, &mut self.scratch) {
             Waiting::Message(request) => request,
             Waiting::NotYet | Waiting::Nothing => return Control::Idle,
-            Waiting::Closed(why) => return Control::Gone(why),
+            Waiting::Closed(why) => return Control::Gone(End::Left(why)),
             Waiting::Oversized(size) => {
-                return Control::Gone(format!("vhost-user protocol: a {size}-byte message"));
+                let why = format!("vhost-user protocol: a {size}-byte message");
+                return Control::Gone(End::Fault(why));
             }
         };
         let mut device = self.device.lock().unwrap_or_else(PoisonError::into_inner);
         let result = if request == early::SET_VRING_ENABLE && !device.acked(PROTOCOL_FEATURES) {
             let Some(e) = early::take(&mut conn.sock) else {
-                return Control::Gone("vhost-user protocol: bad SET_VRING_ENABLE".into());
+                let why = "vhost-user protocol: bad SET_VRING_ENABLE".into();
+                return Control::Gone(End::Fault(why));
             };
             device.set_vring_enable(e.index, e.enable)
         } else {
@@ -191,8 +207,8 @@ impl VhostUserPort {
         };
         match result {
             Ok(()) => Control::Handled,
-            Err(ProtocolError::Disconnected) => Control::Gone("end of stream".into()),
-            Err(e) => Control::Gone(format!("vhost-user protocol: {e}")),
+            Err(ProtocolError::Disconnected) => Control::Gone(End::Left("end of stream".into())),
+            Err(e) => Control::Gone(End::Fault(format!("vhost-user protocol: {e}"))),
         }
     }
 
@@ -210,6 +226,10 @@ impl VhostUserPort {
         }
         Ok(taken)
     }
+}
+
+fn broke(e: &RingError) -> End {
+    End::Fault(format!("it broke its rings: {e}"))
 }
 
 impl Port for VhostUserPort {
@@ -257,15 +277,12 @@ impl Port for VhostUserPort {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, why));
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    warn!("port {}: the VM broke its rings: {e}", self.name);
-                    self.disconnect("ring error");
-                }
+                Err(e) => self.disconnect(broke(&e)),
             }
             // The ring is empty: the sockets' turn, one message at a time.
             match self.control() {
                 Control::Handled => return Err(io::ErrorKind::Interrupted.into()),
-                Control::Gone(why) => self.disconnect(&why),
+                Control::Gone(end) => self.disconnect(end),
                 Control::Idle => {}
             }
             self.accept();
@@ -277,8 +294,7 @@ impl Port for VhostUserPort {
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
                 Err(e) => {
-                    warn!("port {}: the VM broke its rings: {e}", self.name);
-                    self.disconnect("ring error");
+                    self.disconnect(broke(&e));
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
             }
@@ -293,8 +309,7 @@ impl Port for VhostUserPort {
             Ok(Some(Put::TooBig)) => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
             Ok(None) => Err(io::ErrorKind::NotConnected.into()),
             Err(e) => {
-                warn!("port {}: the VM broke its rings: {e}", self.name);
-                self.disconnect("ring error");
+                self.disconnect(broke(&e));
                 Err(io::ErrorKind::NotConnected.into())
             }
         }
