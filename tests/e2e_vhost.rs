@@ -140,6 +140,55 @@ fn tcp_between_a_vm_on_a_vhost_user_port_and_a_tap_host_both_ways_across_a_vm_re
     assert_eq!(log.matches("a VM connected").count(), 2, "{log}");
 }
 
+#[test]
+fn two_vms_on_vhost_user_ports_ping_and_move_tcp() {
+    if !ready() {
+        return;
+    }
+    let _one = qemu::exclusive();
+    let mut lab = Lab::new();
+    let (s1, s2) = (lab.dir.join("vm1.sock"), lab.dir.join("vm2.sock"));
+    let spec = |s: &Path| format!("vhost-user:{}", s.display());
+    lab.launch(
+        vec!["--port".into(), spec(&s1), "--port".into(), spec(&s2)],
+        &[],
+    );
+    let how = Launch::default();
+    let (a, b) = (
+        format!("10.{}.0.101", lab.subnet()),
+        format!("10.{}.0.102", lab.subnet()),
+    );
+    let (n1, nic1) = vhost_user(&s1);
+    let (n2, nic2) = vhost_user(&s2);
+    let mut server = Vm::boot_with(
+        &lab,
+        "vm1",
+        &n1,
+        &a,
+        Role::Serve { bytes: BYTES },
+        &how,
+        &nic1,
+    );
+    let served = server.expect(&["VSWITCH-SERVING"], BOOT);
+    let mut client = Vm::boot_with(&lab, "vm2", &n2, &b, Role::Fetch { peer: &a }, &how, &nic2);
+    let ping = client.expect(&["VSWITCH-PING-OK", "VSWITCH-PING-FAIL"], BOOT);
+    assert_eq!(ping, "VSWITCH-PING-OK", "full-size pings\n{}", lab.log());
+    let fetched = client.expect(&["VSWITCH-FETCHED", "VSWITCH-FETCH-FAIL"], BOOT);
+    assert_eq!(word(&fetched, 1), word(&served, 1), "{fetched} vs {served}");
+    assert_eq!(word(&fetched, 2), BYTES.to_string());
+    // Both guests took the offloads: the server's TSO super-frames reached the client whole.
+    let stats = lab.ctl_json(&["port", "stats", "vm2.sock"]);
+    let (bytes, frames) = (
+        stats[0]["tx_bytes"].as_u64().unwrap(),
+        stats[0]["tx_frames"].as_u64().unwrap(),
+    );
+    assert!(
+        bytes / frames.max(1) > 1514,
+        "no super-frames VM to VM: {stats}"
+    );
+    assert_eq!(stats[0]["drops"]["no_offload"], 0, "{stats}");
+}
+
 /// A frontend that sets up one pair of 16-entry rings in 1 MiB of memory it shares through a
 /// file, then puts a transmit chain that loops on its ring and kicks.
 fn frontend_with_a_looping_chain(sock: &Path, dir: &Path) -> (Frontend, EventFd) {
