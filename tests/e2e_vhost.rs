@@ -112,7 +112,10 @@ fn tcp_between_a_vm_on_a_vhost_user_port_and_a_tap_host_both_ways_across_a_vm_re
     );
     let list = lab.ctl_json(&["port", "list"]).to_string();
     assert!(
-        list.contains("VM connected, rings running") && list.contains("guest_tso4"),
+        list.contains("VM connected, rings running")
+            && list.contains("guest_tso4")
+            && list.contains("mrg_rxbuf")
+            && list.contains("event_idx"),
         "{list}"
     );
     vm.stop();

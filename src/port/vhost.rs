@@ -304,7 +304,7 @@ impl Port for VhostUserPort {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         let put = self.device().put_frame(frame);
         match put {
-            Ok(Some(Put::Done)) => Ok(()),
+            Ok(Some(Put::Done { .. })) => Ok(()),
             Ok(Some(Put::Full)) => Err(io::ErrorKind::WouldBlock.into()),
             Ok(Some(Put::TooBig)) => Err(io::Error::from_raw_os_error(libc::EMSGSIZE)),
             Ok(None) => Err(io::ErrorKind::NotConnected.into()),

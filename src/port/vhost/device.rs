@@ -27,12 +27,13 @@ use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_net::{
     VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_TSO4,
     VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6,
+    VIRTIO_NET_F_MRG_RXBUF,
 };
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
 
-use super::ring::{self, Memory, Put, RingError, Taken};
+use super::ring::{self, Memory, Put, RingError, RxLayout, RxScratch, Taken};
 
 /// The receive queue (switch to VM) and the transmit queue (VM to switch).
 pub const RX: usize = 0;
@@ -42,7 +43,7 @@ pub const TX: usize = 1;
 const QUEUE_MAX: u16 = 1024;
 
 /// The features offered, with the names `port show` gives them.
-const FEATURES: [(u32, &str); 12] = [
+const FEATURES: [(u32, &str); 13] = [
     (VIRTIO_F_VERSION_1, "version_1"),
     (VIRTIO_NET_F_CSUM, "csum"),
     (VIRTIO_NET_F_GUEST_CSUM, "guest_csum"),
@@ -52,6 +53,7 @@ const FEATURES: [(u32, &str); 12] = [
     (VIRTIO_NET_F_HOST_TSO4, "host_tso4"),
     (VIRTIO_NET_F_HOST_TSO6, "host_tso6"),
     (VIRTIO_NET_F_HOST_ECN, "host_ecn"),
+    (VIRTIO_NET_F_MRG_RXBUF, "mrg_rxbuf"),
     (VIRTIO_RING_F_EVENT_IDX, "event_idx"),
     (VIRTIO_RING_F_INDIRECT_DESC, "indirect_desc"),
     // QEMU 7.2 will not start a vhost-user net backend without it. Rings then start disabled
@@ -117,6 +119,7 @@ pub struct Device {
     rings: [Vring; 2],
     /// The registry and token the kick eventfds are watched with.
     watch: Option<(Registry, Token)>,
+    rx_scratch: RxScratch,
 }
 
 impl Device {
@@ -127,6 +130,7 @@ impl Device {
             mappings: Vec::new(),
             rings: [Vring::new(), Vring::new()],
             watch: None,
+            rx_scratch: RxScratch::default(),
         }
     }
 
@@ -163,10 +167,14 @@ impl Device {
         RX_OFFLOADS.iter().all(|&f| self.has(f))
     }
 
-    /// The virtio-net header's length on the rings: 12 bytes with VERSION_1, 10 for a legacy
-    /// driver (which has no mergeable buffers here).
+    /// The virtio-net header's length on the rings: 12 bytes with VERSION_1 or mergeable
+    /// buffers, 10 for a legacy driver without them.
     fn hdr_len(&self) -> usize {
-        if self.has(VIRTIO_F_VERSION_1) { 12 } else { 10 }
+        if self.has(VIRTIO_F_VERSION_1) || self.has(VIRTIO_NET_F_MRG_RXBUF) {
+            12
+        } else {
+            10
+        }
     }
 
     /// Whether ring `i` runs: memory mapped, ring set up and started by its kick, and
@@ -218,13 +226,17 @@ impl Device {
         if !self.running(RX) {
             return Ok(None);
         }
-        let (hdr_len, offloads) = (self.hdr_len(), self.offloads());
+        let layout = RxLayout {
+            hdr_len: self.hdr_len(),
+            offloads: self.offloads(),
+            mergeable: self.has(VIRTIO_NET_F_MRG_RXBUF),
+        };
         let (Some(mem), ring) = (&self.mem, &mut self.rings[RX]) else {
             return Ok(None);
         };
-        let put = ring::put_frame(&mut ring.queue, mem, hdr_len, offloads, frame)?;
-        if put == Put::Done {
-            notify(ring, mem)?;
+        let put = ring::put_frame(&mut ring.queue, mem, layout, frame, &mut self.rx_scratch)?;
+        if put == (Put::Done { notify: true }) {
+            interrupt(ring);
         }
         Ok(Some(put))
     }
@@ -272,13 +284,17 @@ impl Device {
 
 /// Rings the VM's interrupt for `ring` if the driver wants one now.
 fn notify(ring: &mut Vring, mem: &Memory) -> std::result::Result<(), RingError> {
-    if ring.queue.needs_notification(mem)?
-        && let Some(mut call) = ring.call.as_ref()
-    {
+    if ring.queue.needs_notification(mem)? {
+        interrupt(ring);
+    }
+    Ok(())
+}
+
+fn interrupt(ring: &Vring) {
+    if let Some(mut call) = ring.call.as_ref() {
         // A full eventfd counter (EAGAIN) has the interrupt pending already.
         let _ = call.write(&1u64.to_ne_bytes());
     }
-    Ok(())
 }
 
 /// Watches or stops watching a kick eventfd. A failure to watch leaves that ring unserved

@@ -10,6 +10,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::wire::{ETHERNET_HEADER_LEN, VNET_HDR_LEN};
 
+mod used;
+
 /// The VM's memory as the switch maps it.
 pub type Memory = GuestMemoryMmap<()>;
 
@@ -40,10 +42,12 @@ pub enum Taken {
 /// What [`put_frame`] did with a frame for a receive queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Put {
-    Done,
+    /// Written; `notify`: the driver wants an interrupt now.
+    Done { notify: bool },
     /// No buffer is free: the frame must wait.
     Full,
-    /// The next buffer is too small for the frame; it stays for the next frame.
+    /// The next buffer (without mergeable buffers), or the whole ring, is too small for the
+    /// frame; the buffers stay for the next frame.
     TooBig,
 }
 
@@ -126,57 +130,97 @@ pub fn take_frame(
     Ok(Some(Taken::Frame(VNET_HDR_LEN + len - hdr_len)))
 }
 
-/// Writes `frame` (the switch's layout) into the next buffer the VM made available on a
-/// receive `queue`, with a `hdr_len`-byte header; the header's offload fields are kept only
-/// if `offloads` (the VM negotiated them), and the frame takes one buffer (no mergeable
-/// buffers).
+/// How frames are laid out on a VM's receive queue, as its features say.
+#[derive(Clone, Copy, Debug)]
+pub struct RxLayout {
+    /// The virtio-net header's length: 12 bytes, or 10 for a legacy driver.
+    pub hdr_len: usize,
+    /// The VM takes partial checksums and super-frames: the header's offload fields are kept.
+    pub offloads: bool,
+    /// MRG_RXBUF: a frame may span several buffers, which the header counts.
+    pub mergeable: bool,
+}
+
+/// The buffers taken for one frame, kept to avoid allocating per frame.
+#[derive(Default)]
+pub struct RxScratch {
+    /// Each chain's head and the bytes written into it.
+    chains: Vec<(u16, u32)>,
+    /// The chains' buffers in order: address, length, and which chain.
+    bufs: Vec<(GuestAddress, usize, usize)>,
+}
+
+/// Writes `frame` (the switch's layout) into the buffers the VM made available on a receive
+/// `queue`: one chain, or with mergeable buffers as many as the frame needs (all of them
+/// published at once, so the driver never sees part of a frame). Buffers taken for a frame
+/// that cannot be written stay available.
 pub fn put_frame(
     queue: &mut Queue,
     mem: &Memory,
-    hdr_len: usize,
-    offloads: bool,
+    layout: RxLayout,
     frame: &[u8],
+    scratch: &mut RxScratch,
 ) -> Result<Put, RingError> {
-    let Some(chain) = next_chain(queue, mem)? else {
-        return Ok(Put::Full);
-    };
-    let head = chain.head_index();
     let (hdr, eth) = frame.split_at(VNET_HDR_LEN.min(frame.len()));
+    let total = layout.hdr_len + eth.len();
+    let start = queue.next_avail();
+    scratch.chains.clear();
+    scratch.bufs.clear();
+    let mut room = 0usize;
+    while room < total {
+        if scratch.chains.len() == usize::from(queue.size()) {
+            // Every buffer of the ring would not hold it.
+            queue.set_next_avail(start);
+            return Ok(Put::TooBig);
+        }
+        let Some(chain) = next_chain(queue, mem)? else {
+            queue.set_next_avail(start);
+            return Ok(Put::Full);
+        };
+        let head = chain.head_index();
+        let mut last = None;
+        for desc in chain {
+            if !desc.is_write_only() {
+                return Err(RingError::Chain {
+                    head,
+                    why: "has a device-readable buffer on a receive queue",
+                });
+            }
+            let len = desc.len() as usize;
+            scratch.bufs.push((desc.addr(), len, scratch.chains.len()));
+            room += len;
+            last = Some(desc);
+        }
+        check_end(head, last)?;
+        scratch.chains.push((head, 0));
+        if !layout.mergeable && room < total {
+            queue.set_next_avail(start);
+            return Ok(Put::TooBig);
+        }
+    }
     let mut header = [0u8; VNET_HDR_LEN];
-    if offloads {
+    if layout.offloads {
         header[..NUM_BUFFERS.start].copy_from_slice(&hdr[..NUM_BUFFERS.start]);
     }
-    header[NUM_BUFFERS].copy_from_slice(&1u16.to_le_bytes());
-    let header = &header[..hdr_len];
-    let total = hdr_len + eth.len();
-    let (mut written, mut last) = (0usize, None);
-    for desc in chain {
-        if !desc.is_write_only() {
-            return Err(RingError::Chain {
-                head,
-                why: "has a device-readable buffer on a receive queue",
-            });
+    let buffers = scratch.chains.len() as u16;
+    header[NUM_BUFFERS].copy_from_slice(&buffers.to_le_bytes());
+    let header = &header[..layout.hdr_len];
+    let mut written = 0usize;
+    for &(addr, len, chain) in &scratch.bufs {
+        let n = len.min(total - written);
+        if n == 0 {
+            break;
         }
-        let n = (desc.len() as usize).min(total - written);
-        if n > 0 {
-            write_span(mem, desc.addr(), header, eth, written, n).map_err(|_| {
-                RingError::Memory {
-                    head,
-                    addr: desc.addr().0,
-                    len: n,
-                }
-            })?;
-            written += n;
-        }
-        last = Some(desc);
+        write_span(mem, addr, header, eth, written, n).map_err(|_| RingError::Memory {
+            head: scratch.chains[chain].0,
+            addr: addr.0,
+            len: n,
+        })?;
+        scratch.chains[chain].1 += n as u32;
+        written += n;
     }
-    check_end(head, last)?;
-    if written < total {
-        queue.go_to_previous_position();
-        return Ok(Put::TooBig);
-    }
-    queue.add_used(mem, head, written as u32)?;
-    Ok(Put::Done)
+    let notify = used::publish(queue, mem, &scratch.chains)?;
+    Ok(Put::Done { notify })
 }
 
 /// Writes bytes `from..from + n` of `header` followed by `eth` at `addr`.

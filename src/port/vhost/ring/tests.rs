@@ -194,6 +194,28 @@ fn chains_that_loop_or_leave_memory_or_the_table_are_errors() {
     assert!(matches!(e, RingError::Queue(_)), "{e}");
 }
 
+/// Puts `frame` on the driver's queue with a header of `hdr_len`, `offloads` and `mergeable`.
+fn put(
+    d: &mut Driver,
+    hdr_len: usize,
+    offloads: bool,
+    mergeable: bool,
+    frame: &[u8],
+) -> Result<Put, RingError> {
+    let layout = RxLayout {
+        hdr_len,
+        offloads,
+        mergeable,
+    };
+    put_frame(
+        &mut d.queue,
+        &d.mem,
+        layout,
+        frame,
+        &mut RxScratch::default(),
+    )
+}
+
 /// A frame in the switch's layout: `header()` then `len` bytes of Ethernet.
 fn switch_frame(len: usize) -> Vec<u8> {
     let mut f = header().to_vec();
@@ -212,8 +234,8 @@ fn a_frame_for_the_vm_fills_one_buffer_with_header_and_num_buffers() {
     d.offer(0);
     let frame = switch_frame(100);
     assert_eq!(
-        put_frame(&mut d.queue, &d.mem, 12, true, &frame).unwrap(),
-        Put::Done
+        put(&mut d, 12, true, false, &frame).unwrap(),
+        Put::Done { notify: true }
     );
     let mut want = header();
     want[10..12].copy_from_slice(&1u16.to_le_bytes());
@@ -222,18 +244,15 @@ fn a_frame_for_the_vm_fills_one_buffer_with_header_and_num_buffers() {
     assert_eq!(d.used(0), (1, (2, 112)));
     // Without offloads the VM gets a plain header: only num_buffers.
     assert_eq!(
-        put_frame(&mut d.queue, &d.mem, 12, false, &frame).unwrap(),
-        Put::Done
+        put(&mut d, 12, false, false, &frame).unwrap(),
+        Put::Done { notify: true }
     );
     assert_eq!(
         d.bytes(BUFS + 0x1000, 12),
         [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
     );
     assert_eq!(d.used(1), (2, (0, 112)));
-    assert_eq!(
-        put_frame(&mut d.queue, &d.mem, 12, true, &frame).unwrap(),
-        Put::Full
-    );
+    assert_eq!(put(&mut d, 12, true, false, &frame).unwrap(), Put::Full);
 }
 
 #[test]
@@ -242,15 +261,12 @@ fn a_buffer_too_small_for_a_frame_stays_for_the_next_one() {
     d.desc(0, BUFS, 200, WRITE, 0);
     d.offer(0);
     let big = switch_frame(1000);
-    assert_eq!(
-        put_frame(&mut d.queue, &d.mem, 12, true, &big).unwrap(),
-        Put::TooBig
-    );
+    assert_eq!(put(&mut d, 12, true, false, &big).unwrap(), Put::TooBig);
     assert_eq!(d.used(0).0, 0, "nothing used");
     let small = switch_frame(60);
     assert_eq!(
-        put_frame(&mut d.queue, &d.mem, 10, true, &small).unwrap(),
-        Put::Done
+        put(&mut d, 10, true, false, &small).unwrap(),
+        Put::Done { notify: true }
     );
     assert_eq!(d.used(0), (1, (0, 70)), "a legacy header is 10 bytes");
     assert_eq!(d.bytes(BUFS + 10, 60), ethernet(60));
@@ -262,16 +278,98 @@ fn broken_receive_chains_are_errors() {
     let mut d = Driver::new();
     d.desc(0, BUFS, 2048, 0, 0);
     d.offer(0);
-    let e = put_frame(&mut d.queue, &d.mem, 12, true, &frame).unwrap_err();
+    let e = put(&mut d, 12, true, false, &frame).unwrap_err();
     assert!(matches!(e, RingError::Chain { .. }), "readable: {e}");
     let mut d = Driver::new();
     d.desc(0, 0x4000_0000, 2048, WRITE, 0);
     d.offer(0);
-    let e = put_frame(&mut d.queue, &d.mem, 12, true, &frame).unwrap_err();
+    let e = put(&mut d, 12, true, false, &frame).unwrap_err();
     assert!(matches!(e, RingError::Memory { .. }), "{e}");
     let mut d = Driver::new();
     d.desc(0, BUFS, 8, WRITE | NEXT, 0);
     d.offer(0);
-    let e = put_frame(&mut d.queue, &d.mem, 12, true, &frame).unwrap_err();
+    let e = put(&mut d, 12, true, false, &frame).unwrap_err();
     assert!(matches!(e, RingError::Chain { .. }), "loop: {e}");
+}
+
+#[test]
+fn a_frame_spreads_over_mergeable_buffers_counted_in_its_header() {
+    let mut d = Driver::new();
+    for i in 0..4u16 {
+        d.desc(i, BUFS + 0x1000 * u64::from(i), 512, WRITE, 0);
+    }
+    d.offer(0);
+    d.offer(1);
+    // 12 + 1000 bytes: two 512-byte buffers.
+    let frame = switch_frame(1000);
+    assert_eq!(
+        put(&mut d, 12, true, true, &frame).unwrap(),
+        Put::Done { notify: true }
+    );
+    assert_eq!(d.used(0), (2, (0, 512)));
+    assert_eq!(d.used(1), (2, (1, 500)));
+    let mut want = header();
+    want[10..12].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(d.bytes(BUFS, 12), want);
+    assert_eq!(d.bytes(BUFS + 12, 500), ethernet(1000)[..500]);
+    assert_eq!(d.bytes(BUFS + 0x1000, 500), ethernet(1000)[500..]);
+    // Not enough buffers yet: none is taken, and the frame fits once there are.
+    d.offer(2);
+    assert_eq!(put(&mut d, 12, true, true, &frame).unwrap(), Put::Full);
+    assert_eq!(d.used(0).0, 2, "nothing published");
+    d.offer(3);
+    assert_eq!(
+        put(&mut d, 12, true, true, &frame).unwrap(),
+        Put::Done { notify: true }
+    );
+    assert_eq!(d.used(2), (4, (2, 512)));
+    assert_eq!(d.used(3), (4, (3, 500)));
+}
+
+#[test]
+fn a_frame_larger_than_the_whole_ring_is_too_big() {
+    let mut d = Driver::new();
+    for i in 0..SIZE {
+        d.desc(i, BUFS + 0x100 * u64::from(i), 64, WRITE, 0);
+        d.offer(i);
+    }
+    let frame = switch_frame(SIZE as usize * 64);
+    assert_eq!(put(&mut d, 12, true, true, &frame).unwrap(), Put::TooBig);
+    assert_eq!(d.used(0).0, 0);
+    assert_eq!(
+        put(&mut d, 12, true, true, &switch_frame(100)).unwrap(),
+        Put::Done { notify: true },
+        "the buffers stayed"
+    );
+}
+
+#[test]
+fn interrupts_follow_used_event_or_the_no_interrupt_flag() {
+    let mut d = Driver::new();
+    for i in 0..4u16 {
+        d.desc(i, BUFS + 0x1000 * u64::from(i), 2048, WRITE, 0);
+        d.offer(i);
+    }
+    let frame = switch_frame(60);
+    // Without EVENT_IDX: unless the driver set NO_INTERRUPT.
+    d.mem.write_obj(1u16, GuestAddress(AVAIL)).unwrap();
+    assert_eq!(
+        put(&mut d, 12, false, false, &frame).unwrap(),
+        Put::Done { notify: false }
+    );
+    // With EVENT_IDX: when the used index passes used_event (here 2: after the 3rd entry).
+    d.queue.set_event_idx(true);
+    let used_event = GuestAddress(AVAIL + 4 + 2 * u64::from(SIZE));
+    d.mem.write_obj(2u16, used_event).unwrap();
+    let notified: Vec<Put> = (0..3)
+        .map(|_| put(&mut d, 12, false, false, &frame).unwrap())
+        .collect();
+    assert_eq!(
+        notified,
+        [
+            Put::Done { notify: false },
+            Put::Done { notify: true },
+            Put::Done { notify: false }
+        ]
+    );
 }
