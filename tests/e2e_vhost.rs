@@ -192,6 +192,73 @@ fn two_vms_on_vhost_user_ports_ping_and_move_tcp() {
     assert_eq!(stats[0]["drops"]["no_offload"], 0, "{stats}");
 }
 
+#[test]
+fn a_vm_serving_vhost_user_keeps_its_port_across_a_switch_restart() {
+    if !ready() {
+        return;
+    }
+    let _one = qemu::exclusive();
+    let mut lab = Lab::new();
+    // Host 1 on a veth whose switch end the switch attaches with netdev:, so that it outlives
+    // the switch (a TAP the switch made would go with it).
+    let (end, peer) = (lab.tap(1), format!("{}p", lab.tap(1)));
+    common::sh(&[
+        "ip", "-n", &lab.sw_ns, "link", "add", &end, "type", "veth", "peer", "name", &peer,
+    ]);
+    common::sh(&["ip", "-n", &lab.sw_ns, "link", "set", &peer, "up"]);
+    let h1 = lab.add_host(1, 1500);
+
+    // QEMU serves the socket; the switch connects to it.
+    let sock = lab.dir.join("qemu.sock");
+    let (netdev, mut nic) = vhost_user(&sock);
+    for arg in &mut nic.qemu {
+        if arg.starts_with("socket,") {
+            arg.push_str(",server=on,wait=off");
+        }
+    }
+    let vm_ip = format!("10.{}.0.101", lab.subnet());
+    let how = Launch::default();
+    let mut vm = Vm::boot_with(
+        &lab,
+        "vm1",
+        &netdev,
+        &vm_ip,
+        Role::Serve { bytes: BYTES },
+        &how,
+        &nic,
+    );
+    assert!(wait_until(Duration::from_secs(10), || sock.exists()));
+    let args = || {
+        vec![
+            "--port".to_string(),
+            format!("netdev:{peer}"),
+            "--port".to_string(),
+            format!("vhost-user-client:{}", sock.display()),
+        ]
+    };
+    lab.launch(args(), &[]);
+    let served = vm.expect(&["VSWITCH-SERVING"], BOOT);
+    assert_eq!(sha256_hex(&http_get(&h1, &vm_ip)), word(&served, 1));
+    let list = lab.ctl_json(&["port", "list"]).to_string();
+    assert!(list.contains("vhost-user client of"), "{list}");
+
+    // The switch goes and comes back; the VM runs on and gets its port back.
+    assert_eq!(lab.stop_switch().and_then(|s| s.code()), Some(0));
+    assert!(sock.exists(), "the switch left QEMU's socket alone");
+    lab.launch(args(), &[]);
+    assert_eq!(
+        sha256_hex(&http_get(&h1, &vm_ip)),
+        word(&served, 1),
+        "after the restart\n{}",
+        lab.log()
+    );
+    assert!(
+        lab.log().contains("connected to the VM at"),
+        "{}",
+        lab.log()
+    );
+}
+
 /// A frontend that sets up one pair of 16-entry rings in 1 MiB of memory it shares through a
 /// file, then puts a transmit chain that loops on its ring and kicks.
 fn frontend_with_a_looping_chain(sock: &Path, dir: &Path) -> (Frontend, EventFd) {

@@ -243,7 +243,9 @@ impl FileConfig {
                 fail(at, format!("port {label:?}: {e}"))
             })?;
             match &mut spec.target {
-                Target::Stream(p) | Target::VhostUser(p) => from_file_dir(path, p),
+                Target::Stream(p) | Target::VhostUser(p) | Target::VhostUserClient(p) => {
+                    from_file_dir(path, p)
+                }
                 Target::Dgram { path: p, peer } => {
                     from_file_dir(path, p);
                     if let Some(peer) = peer {
@@ -254,7 +256,10 @@ impl FileConfig {
             }
             let socket = matches!(
                 spec.kind(),
-                PortKind::Stream | PortKind::Dgram | PortKind::VhostUser
+                PortKind::Stream
+                    | PortKind::Dgram
+                    | PortKind::VhostUser
+                    | PortKind::VhostUserClient
             );
             if raw.path.is_some() && !socket {
                 return Err(fail(

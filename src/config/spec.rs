@@ -42,8 +42,8 @@ pub struct PortSpec {
 }
 
 /// Keys only a socket or tunnel port takes.
-const SOCKET_KEYS: &str = "name (stream, dgram, vhost-user), peer (dgram), local, remote (vxlan, udp), vni, dstport, \
-     mtu (vxlan)";
+const SOCKET_KEYS: &str = "name (stream, dgram, vhost-user[-client]), peer (dgram), local, \
+     remote (vxlan, udp), vni, dstport, mtu (vxlan)";
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,7 +127,10 @@ impl PortSpec {
                 "name" => {
                     let socket = matches!(
                         kind,
-                        PortKind::Stream | PortKind::Dgram | PortKind::VhostUser
+                        PortKind::Stream
+                            | PortKind::Dgram
+                            | PortKind::VhostUser
+                            | PortKind::VhostUserClient
                     );
                     only(socket, "name", "stream, dgram and vhost-user")?;
                     port_name.replace(value.to_owned()).is_none()
@@ -207,6 +210,10 @@ impl PortSpec {
             PortKind::VhostUser => {
                 let (path, name) = socket_name(name)?;
                 (name, Target::VhostUser(path))
+            }
+            PortKind::VhostUserClient => {
+                let (path, name) = socket_name(name)?;
+                (name, Target::VhostUserClient(path))
             }
             PortKind::Dgram => {
                 let (path, name) = socket_name(name)?;
@@ -288,7 +295,10 @@ impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             Target::Tap(n) | Target::Netdev(n) => write!(f, "{}:{n}", self.kind())?,
-            Target::Stream(path) | Target::Dgram { path, .. } | Target::VhostUser(path) => {
+            Target::Stream(path)
+            | Target::Dgram { path, .. }
+            | Target::VhostUser(path)
+            | Target::VhostUserClient(path) => {
                 write!(f, "{}:{}", self.kind(), path.display())?;
                 if path
                     .file_name()

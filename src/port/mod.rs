@@ -74,6 +74,7 @@ pub fn open(name: &str, target: &Target) -> Result<Box<dyn Port>, OpenError> {
         Target::VhostUser(path) => {
             Box::new(VhostUserPort::open(name, path).map_err(socket_error(path))?)
         }
+        Target::VhostUserClient(path) => Box::new(VhostUserPort::client(name, path)),
     })
 }
 

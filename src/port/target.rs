@@ -25,13 +25,15 @@ pub enum PortKind {
     Udp,
     /// A vhost-user socket the switch serves: a VM's virtio-net rings in shared memory.
     VhostUser,
+    /// A vhost-user socket QEMU serves, which the switch connects (and reconnects) to.
+    VhostUserClient,
     /// The switch's own port (`--ip`): the switch makes it, so no port spec names it.
     Internal,
 }
 
 impl PortKind {
     /// The kinds a port spec can name, in the order error messages list them.
-    pub const SPEC_KINDS: [PortKind; 7] = [
+    pub const SPEC_KINDS: [PortKind; 8] = [
         PortKind::Tap,
         PortKind::Netdev,
         PortKind::Stream,
@@ -39,6 +41,7 @@ impl PortKind {
         PortKind::Vxlan,
         PortKind::Udp,
         PortKind::VhostUser,
+        PortKind::VhostUserClient,
     ];
 
     /// The kind as a port spec writes it and `port list` shows it (`tap`, ..., `internal`).
@@ -51,6 +54,7 @@ impl PortKind {
             PortKind::Vxlan => "vxlan",
             PortKind::Udp => "udp",
             PortKind::VhostUser => "vhost-user",
+            PortKind::VhostUserClient => "vhost-user-client",
             PortKind::Internal => "internal",
         }
     }
@@ -82,6 +86,8 @@ pub enum Target {
     },
     /// The vhost-user socket the switch listens on.
     VhostUser(PathBuf),
+    /// The vhost-user socket the switch connects to.
+    VhostUserClient(PathBuf),
 }
 
 /// Where a VXLAN port's packets go and which VNIs it carries.
@@ -125,6 +131,7 @@ impl Target {
             Target::Vxlan(_) => PortKind::Vxlan,
             Target::Udp { .. } => PortKind::Udp,
             Target::VhostUser(_) => PortKind::VhostUser,
+            Target::VhostUserClient(_) => PortKind::VhostUserClient,
         }
     }
 }
@@ -143,6 +150,7 @@ mod tests {
             (PortKind::Vxlan, "vxlan"),
             (PortKind::Udp, "udp"),
             (PortKind::VhostUser, "vhost-user"),
+            (PortKind::VhostUserClient, "vhost-user-client"),
             (PortKind::Internal, "internal"),
         ];
         for (kind, name) in all {

@@ -27,13 +27,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use vhost::vhost_user::{BackendReqHandler, Error as ProtocolError, VhostUserBackendReqHandlerMut};
 
 use super::unix::{clear_stale_socket, socket_name};
-use super::{Caps, Port, PortKind};
+use super::{Caps, Port, PortKind, PortTick};
 use device::{Device, PROTOCOL_FEATURES};
 use framing::Waiting;
 use ring::{Put, RingError, Taken};
@@ -52,7 +52,7 @@ struct Conn {
 pub struct VhostUserPort {
     name: String,
     path: PathBuf,
-    listener: UnixListener,
+    side: Side,
     conn: Option<Conn>,
     /// Shared with the connection's handler, which changes it message by message.
     device: Arc<Mutex<Device>>,
@@ -73,6 +73,18 @@ enum Control {
     Gone(End),
 }
 
+/// How the port reaches its VM.
+enum Side {
+    /// The switch listens and QEMU connects (`vhost-user:PATH`).
+    Server(UnixListener),
+    /// QEMU listens (`-chardev socket,server=on`) and the switch connects, again every
+    /// [`RETRY`] while it cannot (`vhost-user-client:PATH`): a VM survives a switch restart.
+    Client { last_try: Option<Duration> },
+}
+
+/// How often a client port tries to reach its VM.
+const RETRY: Duration = Duration::from_secs(1);
+
 /// Why a connection ended.
 enum End {
     /// The VM closed it.
@@ -87,16 +99,26 @@ impl VhostUserPort {
         clear_stale_socket(path)?;
         let listener = UnixListener::bind(path)?;
         listener.set_nonblocking(true)?;
-        Ok(VhostUserPort {
+        Ok(VhostUserPort::with(name, path, Side::Server(listener)))
+    }
+
+    /// Connects to the VM's socket at `path` from the loop's next turn on, and whenever the
+    /// connection is lost; nothing need listen there yet.
+    pub fn client(name: &str, path: &Path) -> VhostUserPort {
+        VhostUserPort::with(name, path, Side::Client { last_try: None })
+    }
+
+    fn with(name: &str, path: &Path, side: Side) -> VhostUserPort {
+        VhostUserPort {
             name: name.to_owned(),
             path: path.to_owned(),
-            listener,
+            side,
             conn: None,
             device: Arc::new(Mutex::new(Device::new())),
             registry: None,
             armed: false,
             scratch: Vec::new(),
-        })
+        }
     }
 
     fn device(&self) -> MutexGuard<'_, Device> {
@@ -109,7 +131,10 @@ impl VhostUserPort {
     /// others are closed at once.
     fn accept(&mut self) {
         loop {
-            let stream = match self.listener.accept() {
+            let Side::Server(listener) = &self.side else {
+                return;
+            };
+            let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -238,13 +263,54 @@ impl Port for VhostUserPort {
     }
 
     fn kind(&self) -> PortKind {
-        PortKind::VhostUser
+        match self.side {
+            Side::Server(_) => PortKind::VhostUser,
+            Side::Client { .. } => PortKind::VhostUserClient,
+        }
     }
 
     fn caps(&self) -> Caps {
         Caps {
             offloads: self.device().offloads(),
-            polled: false,
+            // A client port without a connection has no fd to wait on: ticks reconnect it.
+            polled: matches!(self.side, Side::Client { .. }),
+        }
+    }
+
+    fn tick(&mut self, now: Duration) -> PortTick {
+        let Side::Client { last_try } = &mut self.side else {
+            return PortTick::default();
+        };
+        if self.conn.is_some() {
+            return PortTick::default();
+        }
+        if last_try.is_some_and(|t| now < t + RETRY) {
+            return PortTick {
+                ready: false,
+                next: Some(RETRY),
+            };
+        }
+        *last_try = Some(now);
+        let connected = connect(&self.path).and_then(|stream| self.attach(stream));
+        match connected {
+            Ok(()) => {
+                info!(
+                    "port {}: connected to the VM at {}",
+                    self.name,
+                    self.path.display()
+                );
+                PortTick {
+                    ready: true,
+                    next: None,
+                }
+            }
+            Err(e) => {
+                debug!("port {}: cannot reach the VM: {e}", self.name);
+                PortTick {
+                    ready: false,
+                    next: Some(RETRY),
+                }
+            }
         }
     }
 
@@ -262,7 +328,10 @@ impl Port for VhostUserPort {
         } else {
             "no VM connected".to_owned()
         };
-        format!("vhost-user on {}: {vm}", self.path.display())
+        match self.side {
+            Side::Server(_) => format!("vhost-user on {}: {vm}", self.path.display()),
+            Side::Client { .. } => format!("vhost-user client of {}: {vm}", self.path.display()),
+        }
     }
 
     fn queues_when_full(&self) -> bool {
@@ -316,11 +385,10 @@ impl Port for VhostUserPort {
     }
 
     fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(
-            &mut SourceFd(&self.listener.as_raw_fd()),
-            token,
-            Interest::READABLE,
-        )?;
+        if let Side::Server(listener) = &self.side {
+            let fd = listener.as_raw_fd();
+            registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        }
         if let Some(conn) = &self.conn {
             let fd = conn.handler.as_raw_fd();
             registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
@@ -331,7 +399,9 @@ impl Port for VhostUserPort {
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        registry.deregister(&mut SourceFd(&self.listener.as_raw_fd()))?;
+        if let Side::Server(listener) = &self.side {
+            registry.deregister(&mut SourceFd(&listener.as_raw_fd()))?;
+        }
         if let Some(conn) = &self.conn {
             registry.deregister(&mut SourceFd(&conn.handler.as_raw_fd()))?;
         }
@@ -343,8 +413,25 @@ impl Port for VhostUserPort {
 
 impl Drop for VhostUserPort {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // The server's own socket goes; a client leaves QEMU's alone.
+        if let Side::Server(_) = self.side {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// Connects to a listening socket at `path` without waiting: a listener whose backlog is
+/// full is tried again later rather than waited for.
+fn connect(path: &Path) -> io::Result<UnixStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(sock.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(UnixStream::from(sock))
 }
 
 #[cfg(test)]

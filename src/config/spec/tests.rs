@@ -44,7 +44,7 @@ fn spec_rejections_name_the_problem() {
     // The switch's own port has a kind, but no spec can name it.
     assert_eq!(
         spec("internal:x").unwrap_err().to_string(),
-        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram, vxlan, udp, vhost-user)"
+        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram, vxlan, udp, vhost-user, vhost-user-client)"
     );
     let e = spec("tap:").unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
@@ -157,6 +157,13 @@ fn netdev_stream_and_dgram_specs() {
     assert_eq!(spec(&v.to_string()), Ok(v));
     let v = spec("vhost-user:/tmp/v.sock,name=db,vlan=5").unwrap();
     assert_eq!(v.to_string(), "vhost-user:/tmp/v.sock,name=db,vlan=5");
+    let c = spec("vhost-user-client:/run/qemu/vm3.sock").unwrap();
+    assert_eq!(
+        c.target,
+        Target::VhostUserClient("/run/qemu/vm3.sock".into())
+    );
+    assert_eq!(c.name, "vm3.sock");
+    assert_eq!(spec(&c.to_string()), Ok(c));
 
     let d = spec("dgram:/tmp/sw.sock,peer=/tmp/vm.sock").unwrap();
     assert_eq!(

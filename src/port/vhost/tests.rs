@@ -356,3 +356,35 @@ fn a_second_vm_is_refused_and_a_vm_that_leaves_frees_the_port() {
     assert!(port.detail().contains("no VM connected"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_client_port_connects_when_the_vm_listens_and_again_after_it_left() {
+    let dir = scratch("client");
+    let path = dir.join("qemu.sock");
+    let mut port = VhostUserPort::client("vm", &path);
+    assert!(port.caps().polled, "ticks reconnect it");
+    assert_eq!(port.kind(), PortKind::VhostUserClient);
+    let t = |s: u64| Duration::from_secs(s);
+    assert!(!port.tick(t(0)).ready, "nothing listens yet");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    assert_eq!(port.tick(t(0)).next, Some(RETRY), "not before RETRY");
+    let vm = VmMemory::new(&dir);
+    for round in 1..=2 {
+        let tick = port.tick(t(round * 10));
+        assert!(tick.ready, "round {round}: connected");
+        let (stream, _) = listener.accept().unwrap();
+        let memory = vm.file.try_clone().unwrap();
+        let frontend = std::thread::spawn(move || {
+            let mut frontend = Frontend::from_stream(stream, 2);
+            set_up(&mut frontend, &memory, bit(VIRTIO_F_VERSION_1));
+            frontend
+        });
+        pump(&mut port, running);
+        assert!(port.detail().starts_with("vhost-user client of"));
+        drop(frontend.join().unwrap());
+        pump(&mut port, waiting);
+    }
+    drop(port);
+    assert!(path.exists(), "QEMU's socket is QEMU's");
+    std::fs::remove_dir_all(dir).unwrap();
+}
