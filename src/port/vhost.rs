@@ -14,6 +14,9 @@
 //! garbage on the socket) loses its connection, with one log line; the port waits for the next
 //! one, as it does when the VM stops or restarts. One VM at a time: a second connection is
 //! closed at once while one is up.
+//!
+//! `vhost-user-client:PATH` is the same port the other way round: QEMU serves the socket and
+//! the switch connects to it, and reconnects after losing it, so a VM outlives a switch restart.
 
 mod device;
 mod early;

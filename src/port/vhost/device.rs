@@ -297,8 +297,9 @@ fn interrupt(ring: &Vring) {
     }
 }
 
-/// Watches or stops watching a kick eventfd. A failure to watch leaves that ring unserved
-/// until the next kick is given, which the port's log tells through its stalled counters.
+/// Watches or stops watching a kick eventfd. Registering a fresh eventfd does not fail short
+/// of running out of memory; if it did, the ring would be served only when the port's other
+/// events wake it.
 fn toggle(watch: Option<&(Registry, Token)>, kick: &File, on: bool) {
     let Some((registry, token)) = watch else {
         return;
