@@ -373,3 +373,50 @@ fn interrupts_follow_used_event_or_the_no_interrupt_flag() {
         ]
     );
 }
+
+#[test]
+fn indirect_tables_are_followed_and_broken_ones_are_errors() {
+    const INDIRECT: u16 = 4;
+    let table = BUFS + 0x8000;
+    let mut d = Driver::new();
+    // A frame in two buffers listed in an indirect table.
+    let mut frame = header().to_vec();
+    frame.extend(ethernet(60));
+    d.mem.write_slice(&frame[..12], GuestAddress(BUFS)).unwrap();
+    d.mem
+        .write_slice(&frame[12..], GuestAddress(BUFS + 0x100))
+        .unwrap();
+    let entry = |i: u64, addr: u64, len: u32, flags: u16, next: u16| {
+        let at = GuestAddress(table + 16 * i);
+        d.mem.write_obj(addr, at).unwrap();
+        d.mem.write_obj(len, GuestAddress(at.0 + 8)).unwrap();
+        d.mem.write_obj(flags, GuestAddress(at.0 + 12)).unwrap();
+        d.mem.write_obj(next, GuestAddress(at.0 + 14)).unwrap();
+    };
+    entry(0, BUFS, 12, NEXT, 1);
+    entry(1, BUFS + 0x100, 60, 0, 0);
+    d.desc(0, table, 32, INDIRECT, 0);
+    d.offer(0);
+    let mut buf = vec![0; 2048];
+    let taken = take_frame(&mut d.queue, &d.mem, 12, &mut buf).unwrap();
+    assert_eq!(taken, Some(Taken::Frame(72)));
+    assert_eq!(buf[12..72], ethernet(60)[..]);
+    // A table whose length is no multiple of a descriptor's.
+    d.desc(1, table, 30, INDIRECT, 0);
+    d.offer(1);
+    let e = take_frame(&mut d.queue, &d.mem, 12, &mut buf).unwrap_err();
+    assert!(matches!(e, RingError::Chain { head: 1, .. }), "{e}");
+    // A table inside a table.
+    let mut d2 = Driver::new();
+    let entry2 = |i: u64, addr: u64, len: u32, flags: u16| {
+        let at = GuestAddress(table + 16 * i);
+        d2.mem.write_obj(addr, at).unwrap();
+        d2.mem.write_obj(len, GuestAddress(at.0 + 8)).unwrap();
+        d2.mem.write_obj(flags, GuestAddress(at.0 + 12)).unwrap();
+    };
+    entry2(0, table, 16, INDIRECT);
+    d2.desc(0, table, 16, INDIRECT, 0);
+    d2.offer(0);
+    let e = take_frame(&mut d2.queue, &d2.mem, 12, &mut buf).unwrap_err();
+    assert!(matches!(e, RingError::Chain { .. }), "{e}");
+}
