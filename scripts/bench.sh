@@ -19,7 +19,10 @@
 # Figures, per backend: iperf3 TCP with 1 and with 4 streams (Gbit/s, retransmits); RTT of
 # `ping -c 200 -i 0.01` (min, avg, p99); the rate of 64-byte frames delivered when offered
 # faster than the switch forwards them (trafgen); the switch process's CPU during the 1-stream
-# test and its RSS with 8 ports; TCP with 1 stream while 8 hosts are attached.
+# test and its RSS with 8 ports; TCP with 1 stream while 8 hosts are attached. For vswitchd and
+# the Linux bridge only (issue 15): TCP with 1 stream between two hosts at two sites, each
+# site's switch joined to the other's by VXLAN over a veth underlay — vswitchd–VXLAN–vswitchd
+# against kernel bridge–VXLAN–kernel bridge — and the two switch processes' CPU.
 #
 # Backends: vswitchd owns its TAPs (as scripts/lab.sh runs it); the Linux bridge with veth
 # pairs; Open vSwitch with datapath_type=netdev, type=tap ports and userspace TSO, its database,
@@ -27,7 +30,8 @@
 # host. A backend whose package is missing is skipped with a message.
 #
 # Safety: needs root. Everything lives in network namespaces the script creates (vb-sw for the
-# switch, vb-h1..vb-h8 for the hosts, addresses 198.18.0.0/24 — the benchmarking range); every
+# switch, vb-h1..vb-h8 for the hosts, addresses 198.18.0.0/24 — the benchmarking range; for
+# VXLAN the sites vb-sa and vb-sb, their underlay at 198.18.1.0/24); every
 # interface is created inside them and named vb-*; nothing is added to the root namespace and
 # nothing touches the machine's own interfaces. Every process is started by the script and
 # stopped by its pid; every wait is bounded; an EXIT trap removes it all on every path
@@ -50,6 +54,11 @@ JSON_EXTRA=""
 
 SW_NS=vb-sw
 SUBNET=198.18.0
+# The VXLAN figure: two sites, each a namespace with a switch, joined by a veth underlay.
+SITE_NS=(vb-sa vb-sb)
+UNDERLAY=198.18.1
+VNI=100
+VXLAN_MTU=1450 # the hosts' MTU: a 1500-byte underlay less 50 bytes of VXLAN, UDP and IPv4
 LOCK=/run/vswitch-bench/lock
 STATE=/run/vswitch-bench # pids of the running bench, for the next run if this one is killed
 DOC="$ROOT/docs/performance.md"
@@ -135,10 +144,12 @@ install_packages() {
 # --- processes, namespaces and cleanup ------------------------------------------------------
 
 WORK=""
-PIDS=()       # every process this run started and has not stopped yet
-CURRENT=""    # the backend whose topology is up
-SWITCH_PID="" # the switch process of that topology (none for the kernel bridge)
-HOSTS=0       # hosts in that topology
+PIDS=()        # every process this run started and has not stopped yet
+CURRENT=""     # the backend whose topology is up
+SWITCH_PID=""  # the switch process of that topology (none for the kernel bridge)
+SWITCH2_PID="" # the second site's switch process in the VXLAN topology
+VXLAN_UP=0     # whether vxlan_topology_up brought its topology up
+HOSTS=0        # hosts in that topology
 IPERF_PID=""
 OVSDB_PID=""
 
@@ -201,9 +212,9 @@ stop_pid() {
   untrack "$pid"
 }
 
-# Our namespaces: vb-sw and vb-hN, and nothing else.
+# Our namespaces: vb-sw, the VXLAN sites vb-sa and vb-sb, and vb-hN; nothing else.
 our_namespaces() {
-  ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^vb-(sw|h[0-9]+)$' || true
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^vb-(sw|sa|sb|h[0-9]+)$' || true
 }
 
 delete_namespaces() {
@@ -245,6 +256,9 @@ teardown() {
   IPERF_PID=""
   [ -n "$SWITCH_PID" ] && stop_pid "$SWITCH_PID"
   SWITCH_PID=""
+  [ -n "$SWITCH2_PID" ] && stop_pid "$SWITCH2_PID"
+  SWITCH2_PID=""
+  VXLAN_UP=0
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   delete_namespaces
   CURRENT=""
@@ -467,12 +481,118 @@ topology_up() {
   "up_$CURRENT"
   address_hosts
   check_reach
-  # iperf3 server on host 2.
+  start_iperf_server
+}
+
+# iperf3 server on host 2.
+start_iperf_server() {
   ip netns exec "$(host_ns 2)" iperf3 -s -B "$SUBNET.2" </dev/null >>"$WORK/iperf3-server.log" 2>&1 &
   IPERF_PID=$!
   track "$IPERF_PID"
   wait_until 50 sh -c "ip netns exec $(host_ns 2) ss -Hltn 'sport = :5201' | grep -q ." ||
     die "iperf3 server did not start within 5 s"
+}
+
+# --- the VXLAN topology: two sites over an underlay -----------------------------------------
+#
+# Sites vb-sa and vb-sb are namespaces joined by a veth pair (vb-ul at both ends, 198.18.1.1 and
+# .2/24): the underlay, MTU 1500. Host 1 hangs off site A's switch, host 2 off site B's, at
+# 198.18.0.1 and .2 with MTU 1450. Each site's switch joins its host to a VXLAN tunnel (VNI 100,
+# UDP 4789) to the other site: a vswitchd with a TAP and a vxlan port, or a kernel bridge with a
+# veth to the host and a kernel vxlan device. If a site's switch cannot be set up (an older
+# vswitchd without vxlan ports, a kernel without VXLAN) the figure is skipped with a message.
+
+# Site $1 (1 or 2): its underlay address and the other site's.
+site_local() { echo "$UNDERLAY.$1"; }
+site_remote() { echo "$UNDERLAY.$((3 - $1))"; }
+
+# Whether the vswitchd logging to $1 is switching, or process $2 has exited.
+started_or_gone() {
+  grep -q "switching between" "$1" || gone "$2"
+}
+
+up_vxlan_vswitchd() {
+  local i ns pid dev
+  for i in 1 2; do
+    ns=${SITE_NS[$((i - 1))]}
+    : >"$WORK/vswitchd-vxlan$i.log"
+    ip netns exec "$ns" env -u RUST_LOG "$VSWITCHD_BIN" --name "vb-vxlan$i" \
+      --ctl-socket "$WORK/vswitchd-vxlan$i.ctl" --port "vb-t$i" \
+      --port "vxlan:vb-vx,local=$(site_local "$i"),remote=$(site_remote "$i"),vni=$VNI" \
+      </dev/null >/dev/null 2>>"$WORK/vswitchd-vxlan$i.log" &
+    pid=$!
+    track "$pid"
+    if [ "$i" -eq 1 ]; then SWITCH_PID=$pid; else SWITCH2_PID=$pid; fi
+  done
+  for i in 1 2; do
+    if [ "$i" -eq 1 ]; then pid=$SWITCH_PID; else pid=$SWITCH2_PID; fi
+    wait_until 100 started_or_gone "$WORK/vswitchd-vxlan$i.log" "$pid" || true
+    if ! grep -q "switching between" "$WORK/vswitchd-vxlan$i.log"; then
+      tail -5 "$WORK/vswitchd-vxlan$i.log" >&2
+      say "vswitchd with a vxlan port did not start at site $i (an older binary?): no VXLAN figure"
+      return 0
+    fi
+  done
+  for i in 1 2; do
+    ns=${SITE_NS[$((i - 1))]}
+    dev=$(host_if "$i")
+    ours "$dev"
+    wait_until 100 ip -n "$ns" link show dev "$dev" || die "vswitchd did not create $dev within 10 s"
+    ip -n "$ns" link set "$dev" netns "$(host_ns "$i")"
+  done
+  VXLAN_UP=1
+}
+
+up_vxlan_bridge() {
+  local i ns
+  for i in 1 2; do
+    ns=${SITE_NS[$((i - 1))]}
+    if ! ip -n "$ns" link add vb-vx type vxlan id "$VNI" local "$(site_local "$i")" \
+      remote "$(site_remote "$i")" dstport 4789 dev vb-ul 2>>"$WORK/bridge-vxlan.log"; then
+      tail -2 "$WORK/bridge-vxlan.log" >&2
+      say "cannot create a kernel vxlan device: no VXLAN figure for the Linux bridge"
+      return 0
+    fi
+    ip -n "$ns" link add vb-br type bridge
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    ip netns exec "$ns" sh -c 'for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ -w "$f" ] && echo 0 >"$f"; done; true' 2>/dev/null || true
+    ip -n "$ns" link set vb-vx master vb-br
+    ip -n "$ns" link set vb-vx up
+    ip -n "$ns" link set vb-br up
+    ip -n "$ns" link add "vb-p$i" type veth peer name "vb-e$i" netns "$(host_ns "$i")"
+    ip -n "$ns" link set "vb-p$i" master vb-br
+    ip -n "$ns" link set "vb-p$i" up
+  done
+  VXLAN_UP=1
+}
+
+# Brings up backend $1 (vswitchd or bridge) at both sites with one host each; VXLAN_UP says
+# whether it is up.
+vxlan_topology_up() {
+  local i ns
+  teardown
+  CURRENT=$1
+  HOSTS=2
+  for ns in "${SITE_NS[@]}"; do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+  done
+  make_hosts 2
+  ip -n "${SITE_NS[0]}" link add vb-ul type veth peer name vb-ul netns "${SITE_NS[1]}"
+  for i in 1 2; do
+    ns=${SITE_NS[$((i - 1))]}
+    ip -n "$ns" addr add "$(site_local "$i")/24" dev vb-ul
+    ip -n "$ns" link set vb-ul up
+  done
+  "up_vxlan_$CURRENT"
+  if [ "$VXLAN_UP" -eq 0 ]; then
+    teardown
+    return 0
+  fi
+  for i in 1 2; do ip -n "$(host_ns "$i")" link set "$(host_if "$i")" mtu "$VXLAN_MTU"; done
+  address_hosts
+  check_reach
+  start_iperf_server
 }
 
 # --- measurements ---------------------------------------------------------------------------
@@ -505,19 +625,26 @@ print("%.3f %d" % (end["sum_received"]["bits_per_second"] / 1e9, end["sum_sent"]
 ' "$out" 2>/dev/null || say "$CURRENT: cannot read iperf3's report"
 }
 
+# The CPU ticks of the switch processes (both sites' in the VXLAN topology), summed.
+switch_ticks() {
+  local sum=0 pid
+  for pid in $SWITCH_PID $SWITCH2_PID; do sum=$((sum + $(cpu_ticks "$pid"))); done
+  echo "$sum"
+}
+
 measure_tcp() { # rep streams figure-prefix
   local rep=$1 streams=$2 key=$3 res t0 t1 c0 c1 clk
   clk=$(getconf CLK_TCK)
-  [ -n "$SWITCH_PID" ] && c0=$(cpu_ticks "$SWITCH_PID")
+  [ -n "$SWITCH_PID" ] && c0=$(switch_ticks)
   t0=$(date +%s.%N)
   res=$(iperf "$streams")
   t1=$(date +%s.%N)
   [ -n "$res" ] || return 0
   record "$CURRENT" "$rep" "${key}_gbps" "${res% *}"
   record "$CURRENT" "$rep" "${key}_retr" "${res#* }"
-  if [ "$key" = tcp1 ] && [ -n "$SWITCH_PID" ]; then
-    c1=$(cpu_ticks "$SWITCH_PID")
-    record "$CURRENT" "$rep" cpu_tcp1_pct "$(echo "$c0 $c1 $t0 $t1 $clk" |
+  if { [ "$key" = tcp1 ] || [ "$key" = tcp1_vxlan ]; } && [ -n "$SWITCH_PID" ]; then
+    c1=$(switch_ticks)
+    record "$CURRENT" "$rep" "cpu_${key}_pct" "$(echo "$c0 $c1 $t0 $t1 $clk" |
       awk '{printf "%.1f", ($2 - $1) / $5 / ($4 - $3) * 100}')"
   fi
   say "  $CURRENT: TCP $streams stream(s): ${res% *} Gbit/s, ${res#* } retransmits"
@@ -600,6 +727,13 @@ run_backend() { # backend rep
     [ -z "$OVSDB_PID" ] || record "$b" "$rep" rss_db_mib "$(rss_mib "$OVSDB_PID")"
     say "  $b: RSS with $MANY ports $(rss_mib "$SWITCH_PID") MiB"
   fi
+  case "$b" in
+  vswitchd | bridge)
+    say "[$rep/$REPEATS] $b: VXLAN between two sites, a host at each"
+    vxlan_topology_up "$b"
+    [ "$VXLAN_UP" -eq 0 ] || measure_tcp "$rep" 1 tcp1_vxlan
+    ;;
+  esac
   teardown
 }
 
@@ -721,6 +855,9 @@ FIGURES = [
     ("rss_mib", "switch RSS with %s ports, MiB" % env["BENCH_MANY"], "%.1f", False),
     ("tcp1_8h_gbps", "TCP 1 stream, %s hosts attached, Gbit/s" % env["BENCH_MANY"], "%.2f", True),
     ("tcp1_8h_retr", "  retransmits", "%.0f", None),
+    ("tcp1_vxlan_gbps", "VXLAN TCP 1 stream, Gbit/s (vswitchd and bridge only)", "%.2f", True),
+    ("tcp1_vxlan_retr", "  retransmits", "%.0f", None),
+    ("cpu_tcp1_vxlan_pct", "  both sites' switch CPU, % of a core", "%.0f", False),
 ]
 
 runs = {}
@@ -783,6 +920,7 @@ target("TCP 4 streams >= 1.0x the Linux bridge", "bridge", "tcp4_gbps", ">=", 1.
 target("RTT avg <= 1.25x the Linux bridge", "bridge", "rtt_avg_ms", "<=", 1.25)
 target("64-byte rate >= 2x vde_switch", "vde", "small_kfps", ">=", 2.0)
 target("64-byte rate >= 1.5x OVS-tap", "ovs", "small_kfps", ">=", 1.5)
+target("VXLAN TCP 1 stream >= 0.8x the Linux bridge", "bridge", "tcp1_vxlan_gbps", ">=", 0.8)
 rss = med("vswitchd", "rss_mib")
 if rss is not None:
     report["targets"].append({"target": "vswitchd RSS <= 16 MiB with %s ports" % env["BENCH_MANY"],
@@ -835,7 +973,7 @@ for key, label, fmt, better in FIGURES:
     out.append("| " + " | ".join(row) + " |")
 if report["targets"]:
     out.append("")
-    out.append("Issue 7 targets (medians of this run):")
+    out.append("Targets of issues 7 and 15 (medians of this run):")
     out.append("")
     for t in report["targets"]:
         got = ("%.3fx" % t["ratio"]) if "ratio" in t else ("%.1f MiB" % t["value_mib"])

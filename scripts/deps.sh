@@ -5,8 +5,10 @@
 #   scripts/deps.sh install   install what is missing with apt-get (root)
 #
 # One list for the tests and labs: .ci/run, scripts/test.sh and the lab scripts all come through
-# here. The benchmark's other switches (OVS, vde2, trafgen) are installed by
-# `scripts/bench.sh --install`, which keeps their system services from starting.
+# here. Open vSwitch is on it for the VXLAN interop test (installing it starts no daemon: the
+# tests run their own, in namespaces; Debian enables its service for the next boot). The
+# benchmark's other switches (vde2, trafgen) are installed by `scripts/bench.sh --install`,
+# which keeps their system services from starting.
 set -euo pipefail
 
 # command  Debian package (py:MODULE: a module of Debian's /usr/bin/python3)

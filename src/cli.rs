@@ -133,10 +133,10 @@ pub struct Args {
     )]
     pub busy_poll: Option<u32>,
 
-    /// Loop protection: a MAC that moves between ports more than N times within SECS seconds
-    /// is pinned to the port it came from (frames with it from the others are dropped,
-    /// `mac_flap`, and "possible loop between X and Y" is logged). `off` turns it off
-    /// [default: 10/10].
+    /// Loop protection: a MAC that moves away from its home port (where it was before it
+    /// started moving) more than N times within SECS seconds is pinned there (frames with it
+    /// from the others are dropped, `mac_flap`, and "possible loop between X and Y" is logged).
+    /// `off` turns it off [default: 10/10].
     #[arg(long, value_name = "N/SECS|off", value_parser = parse_move_limit)]
     pub mac_move_limit: Option<MacMoveLimit>,
 

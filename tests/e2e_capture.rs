@@ -8,17 +8,10 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Host, Lab, VSWITCHCTL, root_or_skip, run};
+use common::{Host, Lab, VSWITCHCTL, root_or_skip};
 
 fn tshark_or_skip(test: &str) -> bool {
-    if run(&["sh", "-c", "command -v tshark"]).status.success() {
-        return true;
-    }
-    if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
-        panic!("{test}: tshark is not installed (scripts/deps.sh install)");
-    }
-    eprintln!("{test}: skipped, needs tshark (scripts/deps.sh install)");
-    false
+    common::tools_or_skip(test, &["tshark"], "tshark")
 }
 
 fn two_hosts() -> (Lab, Host, Host) {

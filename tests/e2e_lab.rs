@@ -9,65 +9,22 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::ports::{
+    Background, cannot_ping, drops, lab_with, pin_all, set, setting, spawn_in, start,
+};
 use common::{Host, Lab, root_or_skip, run, sh, stop_child, wait_exit, wait_until};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Starts the switch with `--port TAP_i[,OPTIONS]` for each `(i, options)` and `extra` flags.
-fn start(lab: &mut Lab, ports: &[(usize, &str)], extra: &[&str]) {
-    let mut args = Vec::new();
-    for (i, options) in ports {
-        args.push("--port".to_owned());
-        args.push(if options.is_empty() {
-            lab.tap(*i)
-        } else {
-            format!("{},{options}", lab.tap(*i))
-        });
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let taps: Vec<usize> = ports.iter().map(|(i, _)| *i).collect();
-    lab.launch(args, &taps);
-}
-
-/// A lab whose switch has `ports`, each made a host (MTU 1500).
-fn lab_with(ports: &[(usize, &str)], extra: &[&str]) -> (Lab, Vec<Host>) {
-    let mut lab = Lab::new();
-    start(&mut lab, ports, extra);
-    let hosts = ports.iter().map(|(i, _)| lab.add_host(*i, 1500)).collect();
-    (lab, hosts)
-}
-
-/// `vswitchctl port set PORT KEY=VALUE...`, which must succeed.
-fn set(lab: &Lab, port: &str, keys: &[&str]) {
-    let mut args = vec!["port", "set", port];
-    args.extend_from_slice(keys);
-    lab.ctl_ok(&args);
-}
-
 /// `vswitchctl --json port show PORT`.
 fn show(lab: &Lab, port: &str) -> Value {
     lab.ctl_json(&["port", "show", port])
-}
-
-/// One setting of a port from `port show`, as a string.
-fn setting(lab: &Lab, port: &str, key: &str) -> String {
-    let shown = show(lab, port);
-    shown["settings"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string setting {key:?} in port show {port}: {shown}"))
-        .to_owned()
-}
-
-/// Frames of `port` dropped for `reason` so far (0 when the reason is not listed).
-fn drops(lab: &Lab, port: &str, reason: &str) -> u64 {
-    let stats = lab.ctl_json(&["port", "stats", port]);
-    stats[0]["drops"][reason].as_u64().unwrap_or(0)
 }
 
 /// Drops for `reason` summed over the ports of `hosts`.
@@ -95,13 +52,6 @@ fn fdb_rows_on(lab: &Lab, port: &str) -> Vec<Value> {
 /// Whether `fdb show` has `mac` on `port`.
 fn learned_on(lab: &Lab, mac: &str, port: &str) -> bool {
     fdb_rows_on(lab, port).iter().any(|r| r["mac"] == mac)
-}
-
-fn cannot_ping(from: &Host, ip: &str) -> bool {
-    !from
-        .run(&["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-w", "3", ip])
-        .status
-        .success()
 }
 
 /// What one `ping` run saw.
@@ -177,17 +127,6 @@ fn pin_fake_neighbour(host: &Host, ip: &str, mac: &str) {
     ]);
 }
 
-/// Pins each host's neighbours in both directions: no ARP is needed between them.
-fn pin_all(hosts: &[&Host]) {
-    for a in hosts {
-        for b in hosts {
-            if a.ns != b.ns {
-                a.pin_neighbour(b);
-            }
-        }
-    }
-}
-
 /// Runs `ping` without caring whether replies come (the frames are what the test watches).
 fn ping_quietly(from: &Host, args: &[&str]) {
     let mut all = vec!["ping", "-n", "-q", "-W", "1"];
@@ -231,30 +170,6 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = run(&["ip", "netns", "del", &self.0]);
     }
-}
-
-/// A background process the test started (stopped by pid on drop).
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        stop_child(&mut self.0, Duration::from_secs(5));
-    }
-}
-
-/// Starts `args` in `ns` under `timeout` (stdout and stderr to `log`).
-fn spawn_in(ns: &str, secs: u32, args: &[&str], log: &std::path::Path) -> Background {
-    let out = std::fs::File::create(log).unwrap();
-    let err = out.try_clone().unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns, "timeout", &secs.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {args:?} in {ns}: {e}"));
-    Background(child)
 }
 
 const FLAGS: [&str; 6] = [
@@ -534,17 +449,7 @@ fn learning_off_keeps_the_ports_sources_out_of_the_table_and_floods_to_it() {
 
 /// Whether lldpd is here; without it the test is skipped, unless `VSWITCH_E2E=require`.
 fn lldpd_or_skip(test: &str) -> bool {
-    if run(&["sh", "-c", "command -v lldpd && command -v lldpcli"])
-        .status
-        .success()
-    {
-        return true;
-    }
-    if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
-        panic!("{test}: lldpd is not installed (scripts/deps.sh install)");
-    }
-    eprintln!("{test}: skipped, needs lldpd (scripts/deps.sh install)");
-    false
+    common::tools_or_skip(test, &["lldpd", "lldpcli"], "lldpd")
 }
 
 /// An lldpd in a host's namespace with a control socket of its own, sending every second.

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{Lab, VSWITCHCTL, root_or_skip, run, stop_child};
+use common::{Lab, VSWITCHCTL, root_or_skip, stop_child, tools_or_skip};
 use serde_json::Value;
 
 /// A `vswitchctl monitor` running against the lab's switch, its lines read by a thread.
@@ -219,11 +219,7 @@ fn a_monitor_that_stops_reading_loses_events_and_is_told_how_many() {
     if !root_or_skip("monitor_slow") {
         return;
     }
-    if !run(&["sh", "-c", "command -v mausezahn"]).status.success() {
-        if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
-            panic!("monitor_slow: mausezahn is not installed (scripts/deps.sh install)");
-        }
-        eprintln!("monitor_slow: skipped, needs mausezahn (netsniff-ng)");
+    if !tools_or_skip("monitor_slow", &["mausezahn"], "netsniff-ng") {
         return;
     }
     let (lab, hosts) = Lab::with_hosts(3, &[]);
@@ -291,11 +287,7 @@ fn monitor_shows_a_macs_life_in_order() {
     if !root_or_skip("monitor_order") {
         return;
     }
-    if !run(&["sh", "-c", "command -v mausezahn"]).status.success() {
-        if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
-            panic!("monitor_order: mausezahn is not installed (scripts/deps.sh install)");
-        }
-        eprintln!("monitor_order: skipped, needs mausezahn (netsniff-ng)");
+    if !tools_or_skip("monitor_order", &["mausezahn"], "netsniff-ng") {
         return;
     }
     let (lab, hosts) = Lab::with_hosts(3, &["--mac-ageing", "10"]);

@@ -10,13 +10,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Host, Lab, root_or_skip, sh, stop_child, wait_until};
+use common::ports::{Background, cannot_ping, drops, lab_with, pin_all, set, setting, spawn_in};
+use common::{Host, Lab, root_or_skip, sh, wait_until};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -31,54 +31,9 @@ fn heavy() -> MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts the switch with `--port TAP_i[,OPTIONS]` for each `(i, options)` and `extra` flags.
-fn start(lab: &mut Lab, ports: &[(usize, &str)], extra: &[&str]) {
-    let mut args = Vec::new();
-    for (i, options) in ports {
-        args.push("--port".to_owned());
-        args.push(if options.is_empty() {
-            lab.tap(*i)
-        } else {
-            format!("{},{options}", lab.tap(*i))
-        });
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let taps: Vec<usize> = ports.iter().map(|(i, _)| *i).collect();
-    lab.launch(args, &taps);
-}
-
-/// A lab whose switch has `ports`, each made a host (MTU 1500).
-fn lab_with(ports: &[(usize, &str)], extra: &[&str]) -> (Lab, Vec<Host>) {
-    let mut lab = Lab::new();
-    start(&mut lab, ports, extra);
-    let hosts = ports.iter().map(|(i, _)| lab.add_host(*i, 1500)).collect();
-    (lab, hosts)
-}
-
-/// `vswitchctl port set PORT KEY=VALUE...`, which must succeed.
-fn set(lab: &Lab, port: &str, keys: &[&str]) {
-    let mut args = vec!["port", "set", port];
-    args.extend_from_slice(keys);
-    lab.ctl_ok(&args);
-}
-
-/// One setting of a port from `vswitchctl --json port show`, as a string.
-fn setting(lab: &Lab, port: &str, key: &str) -> String {
-    let shown = lab.ctl_json(&["port", "show", port]);
-    shown["settings"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string setting {key:?} in port show {port}: {shown}"))
-        .to_owned()
-}
-
 /// `port`'s row of `vswitchctl --json port stats`.
 fn stats(lab: &Lab, port: &str) -> Value {
     lab.ctl_json(&["port", "stats", port])[0].clone()
-}
-
-/// Frames of `port` dropped for `reason` so far (0 when the reason is not listed).
-fn drops(lab: &Lab, port: &str, reason: &str) -> u64 {
-    stats(lab, port)["drops"][reason].as_u64().unwrap_or(0)
 }
 
 fn tx_frames(lab: &Lab, port: &str) -> u64 {
@@ -110,24 +65,6 @@ fn flag(row: &Value, key: &str) -> bool {
     row[key].as_bool().unwrap_or(false)
 }
 
-fn cannot_ping(from: &Host, ip: &str) -> bool {
-    !from
-        .run(&["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-w", "3", ip])
-        .status
-        .success()
-}
-
-/// Pins each host's neighbours in both directions: no ARP is needed between them.
-fn pin_all(hosts: &[&Host]) {
-    for a in hosts {
-        for b in hosts {
-            if a.ns != b.ns {
-                a.pin_neighbour(b);
-            }
-        }
-    }
-}
-
 /// Pings `ip` from `from` `count` times, `interval` seconds apart; (sent, received).
 fn ping_counts(from: &Host, ip: &str, count: u32, interval: &str) -> (u32, u32) {
     let count_s = count.to_string();
@@ -150,30 +87,6 @@ fn ping_counts(from: &Host, ip: &str, count: u32, interval: &str) -> (u32, u32) 
         .filter_map(|n| n.parse().ok())
         .collect();
     (numbers[0], numbers[1])
-}
-
-/// A background process the test started (stopped by pid on drop).
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        stop_child(&mut self.0, Duration::from_secs(5));
-    }
-}
-
-/// Starts `args` in `ns` under `timeout` (stdout and stderr to `log`).
-fn spawn_in(ns: &str, secs: u32, args: &[&str], log: &std::path::Path) -> Background {
-    let out = std::fs::File::create(log).unwrap();
-    let err = out.try_clone().unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns, "timeout", &secs.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {args:?} in {ns}: {e}"));
-    Background(child)
 }
 
 /// `aa:bb:cc:dd:ee:ff` as bytes.

@@ -3,22 +3,8 @@
 
 mod common;
 
+use common::ports::start;
 use common::{Host, Lab, pcap_frames, root_or_skip, transfer_intact};
-
-/// Starts the switch with `--port TAP_i,OPTIONS` for each `(i, options)`.
-fn start(lab: &mut Lab, ports: &[(usize, &str)]) {
-    let mut args = Vec::new();
-    for (i, options) in ports {
-        args.push("--port".to_owned());
-        args.push(if options.is_empty() {
-            lab.tap(*i)
-        } else {
-            format!("{},{options}", lab.tap(*i))
-        });
-    }
-    let taps: Vec<usize> = ports.iter().map(|(i, _)| *i).collect();
-    lab.launch(args, &taps);
-}
 
 fn cannot_ping(from: &Host, ip: &str) -> bool {
     !from
@@ -41,6 +27,7 @@ fn access_vlans_keep_their_hosts_and_broadcasts_apart() {
             (3, "vlan=20"),
             (4, "vlan=20"),
         ],
+        &[],
     );
     // One IP subnet across both VLANs: only the switch can keep them apart.
     let h: Vec<Host> = (1..=4).map(|i| lab.add_host(i, 1500)).collect();
@@ -114,8 +101,8 @@ fn two_switches(
 ) -> (Lab, Lab, String) {
     let mut a = Lab::new();
     let mut b = Lab::new();
-    start(&mut a, a_ports);
-    start(&mut b, b_ports);
+    start(&mut a, a_ports, &[]);
+    start(&mut b, b_ports, &[]);
     let (ta, tb) = (a.tap(a_trunk), b.tap(b_trunk));
     let (sa, sb) = (a.sw_ns.clone(), b.sw_ns.clone());
     let wire = a.wire("w", &[(&sa, &ta), (&sb, &tb)]);
@@ -203,6 +190,7 @@ fn a_native_vlan_reaches_an_untagged_host() {
     start(
         &mut lab,
         &[(1, "vlan=10"), (2, "vlan=20"), (3, "trunk=20,native=10")],
+        &[],
     );
     let h1 = lab.add_host(1, 1500);
     let h2 = lab.add_host(2, 1500);

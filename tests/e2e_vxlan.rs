@@ -109,13 +109,7 @@ fn two_vswitchds_over_vxlan_ping_transfer_and_learn_remotes() {
     transfer_intact(&h2, &h1, 4 << 20, 2, "site 2 -> site 1");
 
     // Each side learned the other's host behind the other's VTEP.
-    let fdb = sites.labs[0].ctl_json(&["fdb", "show"]);
-    let row = fdb
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["mac"] == h2.mac.as_str())
-        .unwrap_or_else(|| panic!("{fdb}"));
+    let row = sites.labs[0].fdb_row(&h2.mac);
     assert_eq!(row["port"], "vx0");
     assert_eq!(row["remote"], sites.addr(1).as_str(), "{row}");
     let text = sites.labs[0].ctl_ok(&["fdb", "show"]);
@@ -225,14 +219,8 @@ fn floods_reach_hosts_behind_every_remote_and_unicast_only_its_own() {
             sites.labs[0].log()
         );
     }
-    let fdb = sites.labs[0].ctl_json(&["fdb", "show"]);
     for (h, site) in behind.iter().zip([1, 1, 2]) {
-        let row = fdb
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["mac"] == h.mac.as_str())
-            .unwrap_or_else(|| panic!("{fdb}"));
+        let row = sites.labs[0].fdb_row(&h.mac);
         assert_eq!(row["remote"], sites.addr(site).as_str(), "{row}");
     }
     // A known unicast goes to its one remote: site 3 sees none of a ping between sites 1 and 2.

@@ -8,6 +8,7 @@
 //! end gives zeros, so every mutation the fuzzer makes reaches the code under test.
 
 mod bridge;
+mod coalesce;
 mod config;
 mod control;
 mod offload;
@@ -18,6 +19,7 @@ mod vlan;
 mod vnet;
 
 pub use bridge::bridge;
+pub use coalesce::coalesce;
 pub use config::{config_file, remove_config_file};
 pub use control::control_request;
 pub use offload::offload;
@@ -32,9 +34,10 @@ pub type Check = fn(&[u8]);
 
 /// Every target: its name (its corpus is `fuzz/corpus/NAME/`, its libFuzzer binary
 /// `fuzz/fuzz_targets/NAME.rs`) and its check.
-pub const TARGETS: [(&str, Check); 9] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("bridge", bridge),
     ("offload", offload),
+    ("coalesce", coalesce),
     ("vnet", vnet),
     ("vlan", vlan),
     ("stream_framing", stream_framing),

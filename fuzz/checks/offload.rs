@@ -11,13 +11,13 @@ use super::{Input, be16};
 
 /// The ones' complement sum of `data` as big-endian words, unfolded (RFC 1071), written apart
 /// from `offload`'s own.
-fn ones_sum(data: &[u8]) -> u64 {
+pub(super) fn ones_sum(data: &[u8]) -> u64 {
     data.chunks(2)
         .map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0)))
         .sum()
 }
 
-fn fold(mut sum: u64) -> u16 {
+pub(super) fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

@@ -108,6 +108,23 @@ struct RawArp {
     vlan: u16,
 }
 
+/// A TOML value as a port key's value in the `--port` grammar: numbers and strings as
+/// written, booleans `on`/`off`, arrays joined by commas; `None` for tables and dates.
+pub fn value_text(value: &toml::Value) -> Option<String> {
+    Some(match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(x) => x.to_string(),
+        toml::Value::Boolean(b) => if *b { "on" } else { "off" }.to_owned(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(value_text)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
+        _ => return None,
+    })
+}
+
 /// A `[[port]]` table: what the port attaches to, and any other key of the `--port` grammar,
 /// whose value may be a string, a number, a boolean (on/off) or a list (of VLANs, of groups).
 #[derive(Deserialize)]
@@ -128,22 +145,8 @@ impl RawPort {
         if let (Some(_), Some(name)) = (&self.path, &self.name) {
             options.push(("name".to_owned(), name.clone()));
         }
-        fn text(v: &toml::Value) -> Option<String> {
-            Some(match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(n) => n.to_string(),
-                toml::Value::Float(x) => x.to_string(),
-                toml::Value::Boolean(b) => if *b { "on" } else { "off" }.to_owned(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(text)
-                    .collect::<Option<Vec<_>>>()?
-                    .join(","),
-                _ => return None,
-            })
-        }
         for (key, value) in &self.keys {
-            let value = text(value)
+            let value = value_text(value)
                 .ok_or_else(|| format!("{key}: expected a string, number, boolean or list"))?;
             options.push((key.clone(), value));
         }

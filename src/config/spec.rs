@@ -43,7 +43,7 @@ pub struct PortSpec {
 
 /// Keys only a socket or tunnel port takes.
 const SOCKET_KEYS: &str = "name (stream, dgram, vhost-user[-client]), peer (dgram), local, \
-     remote (vxlan, udp), vni, dstport, mtu (vxlan)";
+     remote (vxlan, udp), vni, dstport, mtu, gso (vxlan)";
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,7 +149,7 @@ impl PortSpec {
                     tunnel_keys.push((key, value));
                     first
                 }
-                "vni" | "dstport" | "mtu" => {
+                "vni" | "dstport" | "mtu" | "gso" => {
                     let key_name = TUNNEL_KEYS.into_iter().find(|k| *k == key).unwrap_or("vni");
                     only(kind == PortKind::Vxlan, key_name, "vxlan")?;
                     let first = !tunnel_keys.iter().any(|(k, _)| *k == key);

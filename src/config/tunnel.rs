@@ -1,5 +1,6 @@
 //! The keys of tunnel ports in the `--port` grammar:
-//! `vxlan:NAME,local=ADDR,remote=ADDR[,ADDR...],vni=N|VNI:VLAN[,...][,dstport=P][,mtu=M]` and
+//! `vxlan:NAME,local=ADDR,remote=ADDR[,ADDR...],vni=N|VNI:VLAN[,...][,dstport=P][,mtu=M]
+//! [,gso=off]` and
 //! `udp:NAME,local=ADDR:PORT,remote=ADDR:PORT`.
 
 use std::fmt;
@@ -10,7 +11,7 @@ use crate::port::{PortKind, Target, Vnis, VxlanTarget};
 use crate::wire::vlan::MAX_VID;
 
 /// Keys only tunnel ports take.
-pub const TUNNEL_KEYS: [&str; 5] = ["local", "remote", "vni", "dstport", "mtu"];
+pub const TUNNEL_KEYS: [&str; 6] = ["local", "remote", "vni", "dstport", "mtu", "gso"];
 
 /// The IANA port for VXLAN, which Linux and Open vSwitch use.
 pub const VXLAN_PORT: u16 = 4789;
@@ -120,12 +121,18 @@ pub fn vxlan_target(keys: &[(&str, &str)]) -> Result<VxlanTarget, SpecError> {
                 )
             })?,
     };
+    let gso = match get(keys, "gso") {
+        None => true,
+        Some(text) => super::settings::parse_switch(text)
+            .ok_or_else(|| invalid("gso", text, "expected on or off"))?,
+    };
     Ok(VxlanTarget {
         local,
         remotes,
         vnis,
         dstport,
         mtu,
+        gso,
     })
 }
 
@@ -233,6 +240,9 @@ pub fn write_keys(f: &mut fmt::Formatter<'_>, target: &Target) -> fmt::Result {
             }
             if v.mtu != 1500 {
                 write!(f, ",mtu={}", v.mtu)?;
+            }
+            if !v.gso {
+                write!(f, ",gso=off")?;
             }
             Ok(())
         }

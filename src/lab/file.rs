@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::LabError;
-use crate::config::{MAC_AGEING_RANGE, PortSettings, parse_cidr};
+use crate::config::{MAC_AGEING_RANGE, PortSettings, parse_cidr, value_text};
 use crate::wire::MacAddr;
 use crate::wire::vlan::MAX_VID;
 
@@ -234,23 +234,6 @@ impl OneOrMany {
             OneOrMany::Many(v) => v,
         }
     }
-}
-
-/// A TOML value as a port key's value: numbers and strings as written, booleans `on`/`off`,
-/// arrays joined by commas.
-fn value_text(value: &toml::Value) -> Option<String> {
-    Some(match value {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => if *b { "on" } else { "off" }.to_owned(),
-        toml::Value::Array(items) => items
-            .iter()
-            .map(value_text)
-            .collect::<Option<Vec<_>>>()?
-            .join(","),
-        _ => return None,
-    })
 }
 
 /// Checks a node or lab name: lowercase letters, digits and '-', starting with a letter.

@@ -102,6 +102,9 @@ pub struct VxlanTarget {
     pub dstport: u16,
     /// The underlay's MTU: an inner frame that does not fit with the encapsulation is dropped.
     pub mtu: u16,
+    /// Hand segments of a super-frame to the kernel in one UDP GSO send (`gso=off`: one send
+    /// each, for a peer that reads the underlay raw and cannot take GSO packets).
+    pub gso: bool,
 }
 
 /// The VNIs a VXLAN port carries.

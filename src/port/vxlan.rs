@@ -34,6 +34,7 @@ use nix::sys::socket::{
 
 use super::{Caps, Port, PortKind, Vnis, VxlanTarget};
 use crate::sys;
+use crate::wire::coalesce::Merge;
 use crate::wire::{ETHERNET_HEADER_LEN, MacAddr, VNET_HDR_LEN, VnetHeader, offload};
 
 /// The VXLAN header: flags (I = a VNI is present), 3 reserved bytes, VNI, 1 reserved byte.
@@ -136,7 +137,7 @@ impl VxlanPort {
             rx,
             tx,
             tx_gso,
-            gso: true,
+            gso: target.gso,
             macs: HashMap::new(),
             scratch: vec![0; 1 << 16],
             pending: 0..0,
@@ -241,6 +242,14 @@ impl VxlanPort {
         }
         *count += 1;
         io::ErrorKind::InvalidData.into()
+    }
+
+    /// The next packet of what the last read brought.
+    fn take_packet(&mut self) -> Range<usize> {
+        let take = self.gro_size.min(self.pending.len());
+        let packet = self.pending.start..self.pending.start + take;
+        self.pending.start += take;
+        packet
     }
 
     /// The frame in the packet at `packet` of `scratch`, from `self.from`, into `buf`.
@@ -559,10 +568,51 @@ impl Port for VxlanPort {
         if self.pending.is_empty() {
             self.read()?;
         }
-        let take = self.gro_size.min(self.pending.len());
-        let packet = self.pending.start..self.pending.start + take;
-        self.pending.start += take;
-        self.decapsulate(packet, buf)
+        let packet = self.take_packet();
+        let header: [u8; HEADER_LEN] = self.scratch[packet.start..]
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .unwrap_or_default();
+        let n = self.decapsulate(packet, buf)?;
+        if self.pending.is_empty() {
+            return Ok(n);
+        }
+        let Some(mut merge) = Merge::start(&buf[VNET_HDR_LEN..n]) else {
+            return Ok(n);
+        };
+        // The rest of a GRO batch is mostly the same TCP flow's next segments: one frame for
+        // the switch to decide on and a TAP to take in one write.
+        let mut len = n - VNET_HDR_LEN;
+        let tagged = matches!(self.target.vnis, Vnis::Map(_));
+        while !self.pending.is_empty() {
+            let next =
+                self.pending.start..self.pending.start + self.gro_size.min(self.pending.len());
+            if next.len() < HEADER_LEN
+                || self.scratch[next.start..next.start + HEADER_LEN] != header
+            {
+                break;
+            }
+            let inner = &self.scratch[next.start + HEADER_LEN..next.end];
+            let eth = if tagged {
+                // As decapsulated: the VLAN's tag after the addresses.
+                self.segments.clear();
+                self.segments
+                    .extend_from_slice(&inner[..12.min(inner.len())]);
+                self.segments
+                    .extend_from_slice(&buf[VNET_HDR_LEN + 12..VNET_HDR_LEN + 16]);
+                self.segments
+                    .extend_from_slice(inner.get(12..).unwrap_or_default());
+                &self.segments[..]
+            } else {
+                inner
+            };
+            if !merge.append(&mut buf[VNET_HDR_LEN..], &mut len, eth) {
+                break;
+            }
+            self.pending.start = next.end;
+        }
+        merge.finish(buf, len);
+        Ok(VNET_HDR_LEN + len)
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
@@ -648,6 +698,7 @@ mod tests {
             vnis,
             dstport: 0,
             mtu,
+            gso: true,
         }
     }
 

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the lab.
 
+pub mod ports;
 pub mod qemu;
 
 use std::fs::File;
@@ -36,6 +37,29 @@ pub fn root_or_skip(test: &str) -> bool {
         panic!("{test}: end-to-end tests need root (VSWITCH_E2E=require)");
     }
     eprintln!("{test}: skipped, needs root (run the suite with sudo; see README)");
+    false
+}
+
+/// Whether every command in `commands` is installed; without one the test is skipped with a
+/// message naming the Debian `package`, unless `VSWITCH_E2E=require`.
+pub fn tools_or_skip(test: &str, commands: &[&str], package: &str) -> bool {
+    let missing: Vec<&str> = commands
+        .iter()
+        .copied()
+        .filter(|c| {
+            !run(&["sh", "-c", &format!("command -v {c}")])
+                .status
+                .success()
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var("VSWITCH_E2E").as_deref() == Ok("require") {
+        panic!("{test}: {what} not installed (package {package}; scripts/deps.sh install)");
+    }
+    eprintln!("{test}: skipped, needs {what} (package {package}; scripts/deps.sh install)");
     false
 }
 
@@ -404,6 +428,17 @@ impl Lab {
         let mut all = vec![VSWITCHCTL, "-s", socket.to_str().unwrap()];
         all.extend_from_slice(args);
         run(&all)
+    }
+
+    /// The `fdb show` row of `mac` (its first, if it is in several VLANs).
+    pub fn fdb_row(&self, mac: &str) -> serde_json::Value {
+        let fdb = self.ctl_json(&["fdb", "show"]);
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["mac"] == mac)
+            .cloned()
+            .unwrap_or_else(|| panic!("{mac} not in the MAC table: {fdb}"))
     }
 
     /// Runs `vswitchctl` and returns its stdout, asserting it succeeded.

@@ -208,6 +208,10 @@ fn tunnel_ports_take_their_keys_and_print_back() {
     );
     assert_eq!(spec(&m.to_string()), Ok(m));
 
+    let g = spec("vxlan:vx2,local=10.9.0.1,remote=10.9.0.2,vni=7,gso=off").unwrap();
+    assert!(matches!(&g.target, Target::Vxlan(t) if !t.gso));
+    assert_eq!(spec(&g.to_string()), Ok(g));
+
     let u = spec("udp:r1,local=10.9.0.1:10001,remote=10.9.0.2:10002,vlan=3").unwrap();
     assert_eq!(spec(&u.to_string()), Ok(u));
 

@@ -5,6 +5,7 @@
 //! Untrusted bytes are read only through checked views (`new_checked`), so a short or garbled
 //! frame is an error value, never a panic.
 
+pub mod coalesce;
 pub mod mac;
 pub mod offload;
 pub mod vlan;

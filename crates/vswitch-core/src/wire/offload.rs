@@ -29,22 +29,32 @@ pub enum FinishError {
     Malformed,
 }
 
-/// The ones' complement sum of `data` (as 16-bit big-endian words) added to `sum`, unfolded.
-/// Carries are folded once, in [`fold`]: a u64 holds the plain sum of 2^48 words, far more than
-/// any buffer (smoltcp's `checksum::data` sums into a u32, which 128 KiB would overflow).
-fn sum_words(mut sum: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    for w in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+/// The ones' complement sum of `data` (as 16-bit big-endian words) added to `sum`, unfolded
+/// (under 2^34 more than `sum`); carries are folded in [`fold`]. The data is summed eight bytes
+/// at a time with the carry added back in, which folds to the same 16-bit sum (2^64 - 1 is a
+/// multiple of 2^16 - 1) at a quarter of the additions. (smoltcp's `checksum::data` sums into
+/// a u32, which 128 KiB would overflow.)
+pub(crate) fn sum_words(sum: u64, data: &[u8]) -> u64 {
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let word = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let (next, carry) = acc.overflowing_add(word);
+        acc = next + u64::from(carry);
     }
-    if let [last] = chunks.remainder() {
-        sum += u64::from(*last) << 8;
+    let mut acc = (acc >> 32) + (acc & 0xffff_ffff);
+    let mut pairs = words.remainder().chunks_exact(2);
+    for w in &mut pairs {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    sum
+    if let [last] = pairs.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    sum + acc
 }
 
 /// Folds a sum to 16 bits and complements it: the Internet checksum.
-fn fold(mut sum: u64) -> u16 {
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }

@@ -230,3 +230,27 @@ fn the_internet_checksum_matches_rfc_1071() {
     );
     assert_eq!(checksum(&[0xff]), !0xff00);
 }
+
+#[test]
+fn the_wide_sum_folds_to_the_sum_of_16_bit_words() {
+    let naive = |data: &[u8]| {
+        let mut sum: u64 = 0;
+        for pair in data.chunks(2) {
+            sum += u64::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+        fold(sum)
+    };
+    // Bytes that make every carry happen, at every length up to a few words past 8.
+    let data: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    for len in (0..40).chain([1499, 1500, 4095]) {
+        assert_eq!(
+            fold(sum_words(0, &data[..len])),
+            naive(&data[..len]),
+            "{len} bytes"
+        );
+    }
+    let ones = vec![0xff; 65_536];
+    assert_eq!(fold(sum_words(7, &ones)), fold(7 + 0xffff * 32_768));
+}
