@@ -388,3 +388,17 @@ fn a_client_port_connects_when_the_vm_listens_and_again_after_it_left() {
     assert!(path.exists(), "QEMU's socket is QEMU's");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_region_larger_than_its_file_is_refused() {
+    let dir = scratch("short-file");
+    let (mut port, _poll) = open_port(&dir);
+    let vm = VmMemory::new(&dir);
+    let frontend = Frontend::connect(dir.join("vm.sock"), 2).unwrap();
+    frontend.set_owner().unwrap();
+    // Mapped whole, the last page would be past the file's end: SIGBUS on the first touch.
+    vm.file.set_len(MEM as u64 - 4096).unwrap();
+    frontend.set_mem_table(&[vm.region()]).unwrap();
+    pump(&mut port, waiting);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -67,6 +67,13 @@ impl VhostUserBackendReqHandlerMut for Device {
         let mut mapped = Vec::with_capacity(regions.len());
         let mut mappings = Vec::with_capacity(regions.len());
         for (region, file) in regions.iter().zip(files) {
+            // Touching a mapping past the end of its file is SIGBUS: a region the file does
+            // not hold is refused. (A frontend that shrinks the file later can still do it;
+            // QEMU's memfd backend seals against that by default.)
+            let end = region.mmap_offset.checked_add(region.memory_size);
+            if end.is_none_or(|end| file.metadata().map_or(true, |m| m.len() < end)) {
+                return Err(Error::InvalidParam);
+            }
             let mapping = region.mmap_region::<()>(file)?;
             let guest = GuestRegionMmap::new(mapping, GuestAddress(region.guest_phys_addr))
                 .ok_or(Error::InvalidParam)?;
