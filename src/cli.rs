@@ -52,7 +52,8 @@ Examples:
 
 Port specs: [KIND:]NAME[,key=value...]. KIND is `tap` (the default): a TAP the switch creates,
 or attaches to if a persistent TAP of that name exists and no other process holds it; `netdev`,
-`stream`, `dgram` (docs/qemu.md). Keys (the same in [[port]] tables and `vswitchctl port set`):
+`stream`, `dgram`, `vhost-user`, `vhost-user-client` (docs/qemu.md). Keys (the same in [[port]]
+tables and `vswitchctl port set`):
   VLANs      vlan=N | trunk=LIST[,native=N]                       (docs/vlan.md)
   ARP        arp-suppress=on|off, arp-guard=on|off                (docs/arp.md)
   flags      learning, flood, mcast-flood, bcast-flood, isolated, hairpin =on|off

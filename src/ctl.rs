@@ -509,14 +509,15 @@ fn port_show(r: &PortShowReply) -> String {
 fn port_table(ports: &[PortInfo]) -> String {
     let w = ports.iter().map(|p| p.name.len()).max().unwrap_or(0).max(4);
     let v = ports.iter().map(|p| p.vlan.len()).max().unwrap_or(0).max(5);
+    let k = ports.iter().map(|p| p.kind.len()).max().unwrap_or(0).max(5);
     let mut out = format!(
-        "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  {:<v$}  detail\n",
+        "{:>4}  {:<w$}  {:<k$}  {:<9}  {:>5}  {:<v$}  detail\n",
         "id", "name", "kind", "state", "MACs", "VLANs"
     );
     for p in ports {
         let _ = writeln!(
             out,
-            "{:>4}  {:<w$}  {:<5}  {:<9}  {:>5}  {:<v$}  {}",
+            "{:>4}  {:<w$}  {:<k$}  {:<9}  {:>5}  {:<v$}  {}",
             p.id, p.name, p.kind, p.state, p.macs, p.vlan, p.detail
         );
     }

@@ -72,7 +72,7 @@ fn check_config(config: &Config) {
         // A name or socket path with a comma cannot be written as a `--port` spec (the file's
         // tables can hold one).
         let paths: Vec<&std::path::Path> = match &spec.target {
-            Target::Stream(p) => vec![p],
+            Target::Stream(p) | Target::VhostUser(p) | Target::VhostUserClient(p) => vec![p],
             Target::Dgram { path, peer } => std::iter::once(path.as_path())
                 .chain(peer.as_deref())
                 .collect(),

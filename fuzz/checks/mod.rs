@@ -14,6 +14,7 @@ mod control;
 mod offload;
 mod spec;
 mod stream;
+mod vhost;
 mod vlan;
 mod vnet;
 
@@ -24,6 +25,7 @@ pub use control::control_request;
 pub use offload::offload;
 pub use spec::port_spec;
 pub use stream::stream_framing;
+pub use vhost::vhost_user;
 pub use vlan::vlan;
 pub use vnet::vnet;
 
@@ -32,7 +34,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target: its name (its corpus is `fuzz/corpus/NAME/`, its libFuzzer binary
 /// `fuzz/fuzz_targets/NAME.rs`) and its check.
-pub const TARGETS: [(&str, Check); 9] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("bridge", bridge),
     ("offload", offload),
     ("coalesce", coalesce),
@@ -42,6 +44,7 @@ pub const TARGETS: [(&str, Check); 9] = [
     ("port_spec", port_spec),
     ("config_file", config_file),
     ("control_request", control_request),
+    ("vhost_user", vhost_user),
 ];
 
 /// The fuzzer's bytes, read front to back; past the end every read gives zeros.

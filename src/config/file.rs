@@ -131,7 +131,7 @@ pub fn value_text(value: &toml::Value) -> Option<String> {
 struct RawPort {
     name: Option<String>,
     kind: Option<String>,
-    /// The socket of a `stream` or `dgram` port.
+    /// The socket of a `stream`, `dgram` or `vhost-user` port.
     path: Option<String>,
     #[serde(flatten)]
     keys: std::collections::BTreeMap<String, toml::Value>,
@@ -246,7 +246,9 @@ impl FileConfig {
                 fail(at, format!("port {label:?}: {e}"))
             })?;
             match &mut spec.target {
-                Target::Stream(p) => from_file_dir(path, p),
+                Target::Stream(p) | Target::VhostUser(p) | Target::VhostUserClient(p) => {
+                    from_file_dir(path, p)
+                }
                 Target::Dgram { path: p, peer } => {
                     from_file_dir(path, p);
                     if let Some(peer) = peer {
@@ -255,10 +257,17 @@ impl FileConfig {
                 }
                 Target::Tap(_) | Target::Netdev(_) | Target::Vxlan(_) | Target::Udp { .. } => {}
             }
-            if raw.path.is_some() && !matches!(spec.kind(), PortKind::Stream | PortKind::Dgram) {
+            let socket = matches!(
+                spec.kind(),
+                PortKind::Stream
+                    | PortKind::Dgram
+                    | PortKind::VhostUser
+                    | PortKind::VhostUserClient
+            );
+            if raw.path.is_some() && !socket {
                 return Err(fail(
                     at,
-                    format!("port {label:?}: path is for stream and dgram ports"),
+                    format!("port {label:?}: path is for stream, dgram and vhost-user ports"),
                 ));
             }
             if ports.iter().any(|p| p.name == spec.name) {

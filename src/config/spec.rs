@@ -29,7 +29,7 @@ pub fn check_port_name(name: &str) -> Result<(), SpecError> {
 }
 
 /// One port: what it attaches to, its name and its options. Written on the command line as
-/// `[KIND:]NAME[,key=value...]` (NAME is a socket path for `stream` and `dgram`), in the config
+/// `[KIND:]NAME[,key=value...]` (NAME is a socket path for `stream`, `dgram` and `vhost-user`), in the config
 /// file as a `[[port]]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
@@ -42,7 +42,8 @@ pub struct PortSpec {
 }
 
 /// Keys only a socket or tunnel port takes.
-const SOCKET_KEYS: &str = "name (stream, dgram), peer (dgram), local, remote (vxlan, udp), vni, dstport, mtu, gso (vxlan)";
+const SOCKET_KEYS: &str = "name (stream, dgram, vhost-user[-client]), peer (dgram), local, \
+     remote (vxlan, udp), vni, dstport, mtu, gso (vxlan)";
 
 /// Why a port spec was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,8 +125,14 @@ impl PortSpec {
             };
             let first = match key {
                 "name" => {
-                    let socket = matches!(kind, PortKind::Stream | PortKind::Dgram);
-                    only(socket, "name", "stream and dgram")?;
+                    let socket = matches!(
+                        kind,
+                        PortKind::Stream
+                            | PortKind::Dgram
+                            | PortKind::VhostUser
+                            | PortKind::VhostUserClient
+                    );
+                    only(socket, "name", "stream, dgram and vhost-user")?;
                     port_name.replace(value.to_owned()).is_none()
                 }
                 "peer" => {
@@ -199,6 +206,14 @@ impl PortSpec {
             PortKind::Stream => {
                 let (path, name) = socket_name(name)?;
                 (name, Target::Stream(path))
+            }
+            PortKind::VhostUser => {
+                let (path, name) = socket_name(name)?;
+                (name, Target::VhostUser(path))
+            }
+            PortKind::VhostUserClient => {
+                let (path, name) = socket_name(name)?;
+                (name, Target::VhostUserClient(path))
             }
             PortKind::Dgram => {
                 let (path, name) = socket_name(name)?;
@@ -280,7 +295,10 @@ impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             Target::Tap(n) | Target::Netdev(n) => write!(f, "{}:{n}", self.kind())?,
-            Target::Stream(path) | Target::Dgram { path, .. } => {
+            Target::Stream(path)
+            | Target::Dgram { path, .. }
+            | Target::VhostUser(path)
+            | Target::VhostUserClient(path) => {
                 write!(f, "{}:{}", self.kind(), path.display())?;
                 if path
                     .file_name()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use log::debug;
 
+use super::RETRY_FULL;
 use super::frame::FrameBuf;
 use super::impair::{Fate, Impairer};
 use super::ports::{Sent, Slot};
@@ -165,7 +166,8 @@ pub(super) fn hold_copy(
 }
 
 /// Stage 6 to 7: a frame joins the port's queue while frames are held there (so the order
-/// holds) or its `tx-` impairment holds it, and is sent at once otherwise.
+/// holds) or its `tx-` impairment holds it, and is sent at once otherwise; a port whose ring is
+/// full for now ([`crate::port::Port::queues_when_full`]) has it held too.
 fn deliver(slot: &mut Slot, out: PortId, frame: &[u8], now: Duration, after: &mut Aftermath) {
     if let Some(mut imp) = slot.tx_impair.take() {
         impair_tx(slot, &mut imp, out, frame, now, after);
@@ -179,8 +181,14 @@ fn deliver(slot: &mut Slot, out: PortId, frame: &[u8], now: Duration, after: &mu
         }
         return;
     }
-    if let Sent::Gone(why) = slot.transmit(frame, now, false) {
-        after.dead.push((out, why));
+    let keep = slot.port.queues_when_full();
+    match slot.transmit(frame, now, keep) {
+        Sent::Done => {}
+        Sent::Full => match slot.queue.push(frame, now + RETRY_FULL) {
+            Ok(_) => after.note_held(out),
+            Err(_) => slot.tx.count_drop(DropReason::QueueFull),
+        },
+        Sent::Gone(why) => after.dead.push((out, why)),
     }
 }
 

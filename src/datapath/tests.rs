@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mio::{Registry, Token};
 
+use super::queue::QUEUE_FRAMES;
 use super::taps::{Direction, Tap};
 use super::*;
 use crate::bridge::VlanMode;
@@ -22,6 +23,8 @@ struct Wire {
     sent: Vec<Vec<u8>>,
     send_error: Option<i32>,
     recv_error: Option<i32>,
+    /// The port is a ring its host empties ([`Port::queues_when_full`]).
+    ring: bool,
 }
 
 struct MemPort {
@@ -66,6 +69,10 @@ impl Port for MemPort {
         }
         wire.sent.push(frame.to_vec());
         Ok(())
+    }
+
+    fn queues_when_full(&self) -> bool {
+        self.wire.lock().unwrap().ring
     }
 
     fn register(&mut self, _: &Registry, _: Token) -> io::Result<()> {
@@ -399,6 +406,35 @@ fn a_full_port_keeps_its_held_frame_and_gets_it_later() {
     r.dp.release(ms(5) + RETRY_FULL);
     assert_eq!(r.sent(0), [f]);
     assert_eq!(r.dp.next_release(), None);
+}
+
+#[test]
+fn a_full_ring_holds_frames_in_the_egress_queue_where_a_full_socket_drops_them() {
+    let mut r = Rig::plain(3);
+    r.wires[1].lock().unwrap().ring = true;
+    for i in [1, 2] {
+        r.wires[i].lock().unwrap().send_error = Some(libc::EAGAIN);
+    }
+    let f = frame(BCAST, mac(1), 7);
+    r.inject(0, &f, ms(0));
+    assert_eq!(r.stats(2).drops(DropReason::TxFull), 1, "a socket drops");
+    assert_eq!(r.stats(1).drops(DropReason::TxFull), 0, "a ring holds");
+    assert_eq!(r.dp.next_release(), Some(RETRY_FULL), "retried later");
+    // Later frames queue behind it, up to the queue's bound.
+    for _ in 1..QUEUE_FRAMES {
+        r.inject(0, &f, ms(0));
+    }
+    assert_eq!(r.stats(1).drops(DropReason::QueueFull), 0);
+    r.inject(0, &f, ms(0));
+    assert_eq!(
+        r.stats(1).drops(DropReason::QueueFull),
+        1,
+        "overflow counted"
+    );
+    r.wires[1].lock().unwrap().send_error = None;
+    r.dp.release(RETRY_FULL);
+    assert_eq!(r.sent(1).len(), QUEUE_FRAMES, "all held frames, in order");
+    assert_eq!(r.stats(1).tx_frames, QUEUE_FRAMES as u64);
 }
 
 #[test]

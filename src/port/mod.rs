@@ -9,6 +9,7 @@ pub mod tap;
 mod target;
 pub mod udp;
 mod unix;
+pub mod vhost;
 pub mod vxlan;
 
 use std::io;
@@ -24,6 +25,7 @@ pub use stream::StreamPort;
 pub use tap::{TapOpenError, TapPort};
 pub use target::{PortKind, Target, Vnis, VxlanTarget};
 pub use udp::UdpPort;
+pub use vhost::VhostUserPort;
 pub use vxlan::VxlanPort;
 
 /// A port could not be opened; the message names it and says what to do.
@@ -69,6 +71,10 @@ pub fn open(name: &str, target: &Target) -> Result<Box<dyn Port>, OpenError> {
         Target::Udp { local, remote } => {
             Box::new(UdpPort::open(name, *local, *remote).map_err(tunnel_error(name))?)
         }
+        Target::VhostUser(path) => {
+            Box::new(VhostUserPort::open(name, path).map_err(socket_error(path))?)
+        }
+        Target::VhostUserClient(path) => Box::new(VhostUserPort::client(name, path)),
     })
 }
 
@@ -140,6 +146,12 @@ pub trait Port: Send {
     /// Sends one frame (header + frame). `WouldBlock` and `ENOBUFS` mean "full, try later", `EIO`
     /// means the link is down; the caller decides which errors end the port.
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// Whether a full send means a ring that its host empties soon (a VM's receive ring), so
+    /// that the frame waits in the port's egress queue instead of being dropped at once.
+    fn queues_when_full(&self) -> bool {
+        false
+    }
 
     /// Lets a polled port (see [`Caps::polled`]) do its work at `now` (time since the switch
     /// started).

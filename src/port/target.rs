@@ -23,19 +23,25 @@ pub enum PortKind {
     Vxlan,
     /// Raw Ethernet frames in UDP datagrams to one peer (GNS3's NIO UDP, QEMU's inet dgram).
     Udp,
+    /// A vhost-user socket the switch serves: a VM's virtio-net rings in shared memory.
+    VhostUser,
+    /// A vhost-user socket QEMU serves, which the switch connects (and reconnects) to.
+    VhostUserClient,
     /// The switch's own port (`--ip`): the switch makes it, so no port spec names it.
     Internal,
 }
 
 impl PortKind {
     /// The kinds a port spec can name, in the order error messages list them.
-    pub const SPEC_KINDS: [PortKind; 6] = [
+    pub const SPEC_KINDS: [PortKind; 8] = [
         PortKind::Tap,
         PortKind::Netdev,
         PortKind::Stream,
         PortKind::Dgram,
         PortKind::Vxlan,
         PortKind::Udp,
+        PortKind::VhostUser,
+        PortKind::VhostUserClient,
     ];
 
     /// The kind as a port spec writes it and `port list` shows it (`tap`, ..., `internal`).
@@ -47,6 +53,8 @@ impl PortKind {
             PortKind::Dgram => "dgram",
             PortKind::Vxlan => "vxlan",
             PortKind::Udp => "udp",
+            PortKind::VhostUser => "vhost-user",
+            PortKind::VhostUserClient => "vhost-user-client",
             PortKind::Internal => "internal",
         }
     }
@@ -76,6 +84,10 @@ pub enum Target {
         local: SocketAddr,
         remote: SocketAddr,
     },
+    /// The vhost-user socket the switch listens on.
+    VhostUser(PathBuf),
+    /// The vhost-user socket the switch connects to.
+    VhostUserClient(PathBuf),
 }
 
 /// Where a VXLAN port's packets go and which VNIs it carries.
@@ -121,6 +133,8 @@ impl Target {
             Target::Dgram { .. } => PortKind::Dgram,
             Target::Vxlan(_) => PortKind::Vxlan,
             Target::Udp { .. } => PortKind::Udp,
+            Target::VhostUser(_) => PortKind::VhostUser,
+            Target::VhostUserClient(_) => PortKind::VhostUserClient,
         }
     }
 }
@@ -138,6 +152,8 @@ mod tests {
             (PortKind::Dgram, "dgram"),
             (PortKind::Vxlan, "vxlan"),
             (PortKind::Udp, "udp"),
+            (PortKind::VhostUser, "vhost-user"),
+            (PortKind::VhostUserClient, "vhost-user-client"),
             (PortKind::Internal, "internal"),
         ];
         for (kind, name) in all {

@@ -76,6 +76,14 @@ pub struct Launch {
     pub uid: Option<u32>,
 }
 
+/// What a guest's NIC needs besides its `-netdev`: more QEMU arguments (shared memory for
+/// vhost-user) and options of its `virtio-net-pci` device (each with its leading comma).
+#[derive(Default, Clone)]
+pub struct Nic {
+    pub qemu: Vec<String>,
+    pub device: String,
+}
+
 /// A running guest.
 pub struct Vm {
     pub name: String,
@@ -89,6 +97,19 @@ static MACS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1)
 impl Vm {
     /// Boots a guest called `name` with `-netdev NETDEV,id=n0` and address `ip`/24.
     pub fn boot(lab: &Lab, name: &str, netdev: &str, ip: &str, role: Role, how: &Launch) -> Vm {
+        Vm::boot_with(lab, name, netdev, ip, role, how, &Nic::default())
+    }
+
+    /// Like [`Vm::boot`], with QEMU arguments and virtio-net-pci options `nic` adds.
+    pub fn boot_with(
+        lab: &Lab,
+        name: &str,
+        netdev: &str,
+        ip: &str,
+        role: Role,
+        how: &Launch,
+        nic: &Nic,
+    ) -> Vm {
         let guest = guest().expect("guest checked by the caller");
         let n = MACS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mac = format!(
@@ -145,10 +166,11 @@ impl Vm {
             "console=ttyS0 panic=-1 quiet vs.name={name} vs.ip={ip}/24 vs.role={role} \
                  vs.peer={peer} vs.bytes={bytes}"
         ))
+        .args(&nic.qemu)
         .arg("-netdev")
         .arg(format!("{netdev},id=n0"))
         .arg("-device")
-        .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"))
+        .arg(format!("virtio-net-pci,netdev=n0,mac={mac}{}", nic.device))
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .stdin(Stdio::null())

@@ -70,13 +70,15 @@ fn socket_ports_in_the_file() {
     let f = parse(
         "[[port]]\nkind = \"stream\"\npath = \"/tmp/vm1.sock\"\n\n[[port]]\nkind = \"dgram\"\n\
          path = \"/tmp/sw.sock\"\npeer = \"/tmp/vm2.sock\"\nname = \"vm2\"\n\n\
-         [[port]]\nkind = \"netdev\"\nname = \"qtap0\"\n",
+         [[port]]\nkind = \"netdev\"\nname = \"qtap0\"\n\n\
+         [[port]]\nkind = \"vhost-user\"\npath = \"/tmp/vm3.sock\"\n",
     )
     .unwrap();
     let names: Vec<&str> = f.ports.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["vm1.sock", "vm2", "qtap0"]);
+    assert_eq!(names, ["vm1.sock", "vm2", "qtap0", "vm3.sock"]);
+    assert_eq!(f.ports[3].target, Target::VhostUser("/tmp/vm3.sock".into()));
     let (_, msg) = file_error("[[port]]\nname = \"t\"\npath = \"/tmp/x\"\n");
-    assert!(msg.contains("stream and dgram"), "{msg}");
+    assert!(msg.contains("stream, dgram and vhost-user"), "{msg}");
     let (_, msg) = file_error("[[port]]\nkind = \"stream\"\n");
     assert!(msg.contains("needs name"), "{msg}");
 }

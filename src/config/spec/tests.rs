@@ -44,7 +44,7 @@ fn spec_rejections_name_the_problem() {
     // The switch's own port has a kind, but no spec can name it.
     assert_eq!(
         spec("internal:x").unwrap_err().to_string(),
-        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram, vxlan, udp)"
+        "unknown port kind \"internal\" (known kinds: tap, netdev, stream, dgram, vxlan, udp, vhost-user, vhost-user-client)"
     );
     let e = spec("tap:").unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
@@ -148,6 +148,23 @@ fn netdev_stream_and_dgram_specs() {
     assert_eq!(s.name, "web");
     assert_eq!(s.to_string(), "stream:/tmp/x.sock,name=web");
 
+    let v = spec("vhost-user:/run/vm/vm2.sock,trunk=10-20").unwrap();
+    assert_eq!(v.target, Target::VhostUser("/run/vm/vm2.sock".into()));
+    assert_eq!(
+        (v.name.as_str(), v.kind()),
+        ("vm2.sock", PortKind::VhostUser)
+    );
+    assert_eq!(spec(&v.to_string()), Ok(v));
+    let v = spec("vhost-user:/tmp/v.sock,name=db,vlan=5").unwrap();
+    assert_eq!(v.to_string(), "vhost-user:/tmp/v.sock,name=db,vlan=5");
+    let c = spec("vhost-user-client:/run/qemu/vm3.sock").unwrap();
+    assert_eq!(
+        c.target,
+        Target::VhostUserClient("/run/qemu/vm3.sock".into())
+    );
+    assert_eq!(c.name, "vm3.sock");
+    assert_eq!(spec(&c.to_string()), Ok(c));
+
     let d = spec("dgram:/tmp/sw.sock,peer=/tmp/vm.sock").unwrap();
     assert_eq!(
         d.target,
@@ -160,7 +177,7 @@ fn netdev_stream_and_dgram_specs() {
 
     for (bad, needle) in [
         ("stream:", "need a socket path"),
-        ("tap0,name=x", "only for stream and dgram"),
+        ("tap0,name=x", "only for stream, dgram and vhost-user"),
         ("stream:/tmp/a,peer=/tmp/b", "only for dgram"),
         ("stream:/tmp/a,name=has space", "bad port name"),
         ("stream:/tmp/a,name=x,name=y", "given twice"),
