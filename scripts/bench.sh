@@ -22,7 +22,10 @@
 # test and its RSS with 8 ports; TCP with 1 stream while 8 hosts are attached. For vswitchd and
 # the Linux bridge only (issue 15): TCP with 1 stream between two hosts at two sites, each
 # site's switch joined to the other's by VXLAN over a veth underlay — vswitchd–VXLAN–vswitchd
-# against kernel bridge–VXLAN–kernel bridge — and the two switch processes' CPU.
+# against kernel bridge–VXLAN–kernel bridge — and the two switch processes' CPU. For vswitchd
+# only (issue 16): forwarding between two vhost-user ports, the VMs played by the load generator
+# (examples/vhost_loadgen.rs), vswitchd pinned to CPU 0 and the generator to CPU 1 (with taskset
+# and at least two CPUs): 64-byte frames/s and Gbit/s with 64 KiB TSO super-frames.
 #
 # Backends: vswitchd owns its TAPs (as scripts/lab.sh runs it); the Linux bridge with veth
 # pairs; Open vSwitch with datapath_type=netdev, type=tap ports and userspace TSO, its database,
@@ -37,7 +40,8 @@
 # stopped by its pid; every wait is bounded; an EXIT trap removes it all on every path
 # (failure, Ctrl-C). A lock keeps two runs apart, and a run cleans up what a killed run left.
 #
-# Environment: VSWITCHD=PATH runs that binary instead of building target/release/vswitchd.
+# Environment: VSWITCHD=PATH runs that binary instead of building target/release/vswitchd;
+# LOADGEN=PATH the load generator instead of the vhost_loadgen example next to it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -711,6 +715,59 @@ measure_small() {
   say "  $CURRENT: 64-byte frames: $((rate / 1000)) k/s delivered of $((offered / 1000)) k/s offered"
 }
 
+# vswitchd with two vhost-user ports and the load generator playing the two VMs: A sends
+# through the switch to B, for DURATION s in each mode; the rates are what B received. The
+# sockets are in WORK, the processes in vb-sw (they need no network) and pinned apart.
+LOADGEN_BIN=""
+measure_vhost() {
+  local rep=$1 mode out rate lost pin_sw=() pin_gen=()
+  [ -n "$LOADGEN_BIN" ] || return 0
+  teardown
+  CURRENT=vswitchd
+  ip netns add "$SW_NS"
+  ip -n "$SW_NS" link set lo up
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    pin_sw=(taskset -c 0)
+    pin_gen=(taskset -c 1)
+  fi
+  : >"$WORK/vswitchd-vhost.log"
+  ip netns exec "$SW_NS" "${pin_sw[@]}" env -u RUST_LOG "$VSWITCHD_BIN" --name vb-vhost \
+    --ctl-socket "$WORK/vswitchd-vhost.ctl" --port "vhost-user:$WORK/vb-va.sock" \
+    --port "vhost-user:$WORK/vb-vb.sock" </dev/null >/dev/null 2>>"$WORK/vswitchd-vhost.log" &
+  SWITCH_PID=$!
+  track "$SWITCH_PID"
+  if ! wait_until 100 grep -q "switching between" "$WORK/vswitchd-vhost.log"; then
+    tail -5 "$WORK/vswitchd-vhost.log" >&2
+    say "vswitchd with vhost-user ports did not start within 10 s (an older binary?): no vhost-user figures"
+    teardown
+    return 0
+  fi
+  for mode in small tso; do
+    out="$WORK/loadgen-$mode.out"
+    if ! run_tracked ip netns exec "$SW_NS" "${pin_gen[@]}" timeout $((DURATION + 30)) \
+      "$LOADGEN_BIN" --mode "$mode" --seconds "$DURATION" "$WORK/vb-va.sock" "$WORK/vb-vb.sock" \
+      >"$out" 2>>"$WORK/loadgen.log"; then
+      say "vswitchd: the vhost-user load generator failed in mode $mode (see $WORK/loadgen.log)"
+      continue
+    fi
+    # "mode Small: sent S received R frames B bytes in T s: X Mframes/s Y Gbit/s; not delivered D; ..."
+    case "$mode" in
+    small) rate=$(awk '{for (i = 2; i <= NF; i++) if ($i == "Mframes/s") print $(i - 1)}' "$out") ;;
+    tso) rate=$(awk '{for (i = 2; i <= NF; i++) if ($i == "Gbit/s;") print $(i - 1)}' "$out") ;;
+    esac
+    lost=$(sed -n 's/.*not delivered \([0-9]*\).*/\1/p' "$out")
+    [ -n "$rate" ] || { say "vswitchd: cannot read the load generator's output: $(cat "$out")"; continue; }
+    if [ "$mode" = small ]; then
+      record vswitchd "$rep" vhost_small_mpps "$rate"
+      say "  vswitchd: vhost-user 64-byte frames: $rate M/s ($lost not delivered)"
+    else
+      record vswitchd "$rep" vhost_tso_gbps "$rate"
+      say "  vswitchd: vhost-user 64 KiB super-frames: $rate Gbit/s ($lost not delivered)"
+    fi
+  done
+  teardown
+}
+
 run_backend() { # backend rep
   local b=$1 rep=$2
   say "[$rep/$REPEATS] $b: 2 hosts"
@@ -734,6 +791,10 @@ run_backend() { # backend rep
     [ "$VXLAN_UP" -eq 0 ] || measure_tcp "$rep" 1 tcp1_vxlan
     ;;
   esac
+  if [ "$b" = vswitchd ]; then
+    say "[$rep/$REPEATS] vswitchd: two vhost-user ports, the VMs played by the load generator"
+    measure_vhost "$rep"
+  fi
   teardown
 }
 
@@ -754,8 +815,8 @@ for b in "${SELECTED[@]}"; do
     else
       command -v cargo >/dev/null ||
         die "cargo is not in root's PATH: build as yourself (cargo build --release --bins) and run with VSWITCHD=$ROOT/target/release/vswitchd"
-      say "building vswitchd (cargo build --release --bins)"
-      (cd "$ROOT" && cargo build --release --quiet --bins) || die "build failed"
+      say "building vswitchd and the vhost-user load generator (cargo build --release --bins --example vhost_loadgen)"
+      (cd "$ROOT" && cargo build --release --quiet --bins --example vhost_loadgen) || die "build failed"
       VSWITCHD_BIN="$ROOT/target/release/vswitchd"
       # Read-only git: no index refresh, no lock taken.
       if VERSION[vswitchd]=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null); then
@@ -790,6 +851,13 @@ for b in "${SELECTED[@]}"; do
   RUN+=("$b")
 done
 [ "${#RUN[@]}" -ge 1 ] || die "no backend can run"
+if [ -n "$VSWITCHD_BIN" ]; then
+  LOADGEN_BIN=${LOADGEN:-$(dirname "$VSWITCHD_BIN")/examples/vhost_loadgen}
+  if [ ! -x "$LOADGEN_BIN" ]; then
+    say "no load generator at $LOADGEN_BIN (cargo build --release --example vhost_loadgen, or LOADGEN=PATH): no vhost-user figures"
+    LOADGEN_BIN=""
+  fi
+fi
 command -v trafgen >/dev/null ||
   say "trafgen is missing (package netsniff-ng; sudo $0 --install): no small-frame figures"
 
@@ -858,6 +926,9 @@ FIGURES = [
     ("tcp1_vxlan_gbps", "VXLAN TCP 1 stream, Gbit/s (vswitchd and bridge only)", "%.2f", True),
     ("tcp1_vxlan_retr", "  retransmits", "%.0f", None),
     ("cpu_tcp1_vxlan_pct", "  both sites' switch CPU, % of a core", "%.0f", False),
+    ("vhost_small_mpps", "vhost-user to vhost-user, 64-byte frames, M/s (vswitchd on one core)",
+     "%.2f", True),
+    ("vhost_tso_gbps", "vhost-user to vhost-user, 64 KiB TSO super-frames, Gbit/s", "%.2f", True),
 ]
 
 runs = {}
@@ -921,6 +992,14 @@ target("RTT avg <= 1.25x the Linux bridge", "bridge", "rtt_avg_ms", "<=", 1.25)
 target("64-byte rate >= 2x vde_switch", "vde", "small_kfps", ">=", 2.0)
 target("64-byte rate >= 1.5x OVS-tap", "ovs", "small_kfps", ">=", 1.5)
 target("VXLAN TCP 1 stream >= 0.8x the Linux bridge", "bridge", "tcp1_vxlan_gbps", ">=", 0.8)
+def goal(name, key, limit, unit):
+    value = med("vswitchd", key)
+    if value is not None:
+        report["targets"].append({"target": name, "value": value, "unit": unit,
+                                  "met": value >= limit})
+
+goal("vhost-user 64-byte frames >= 5 M/s on one core", "vhost_small_mpps", 5.0, "M/s")
+goal("vhost-user TSO super-frames >= 40 Gbit/s on one core", "vhost_tso_gbps", 40.0, "Gbit/s")
 rss = med("vswitchd", "rss_mib")
 if rss is not None:
     report["targets"].append({"target": "vswitchd RSS <= 16 MiB with %s ports" % env["BENCH_MANY"],
@@ -973,10 +1052,15 @@ for key, label, fmt, better in FIGURES:
     out.append("| " + " | ".join(row) + " |")
 if report["targets"]:
     out.append("")
-    out.append("Targets of issues 7 and 15 (medians of this run):")
+    out.append("Targets of issues 7, 15 and 16 (medians of this run):")
     out.append("")
     for t in report["targets"]:
-        got = ("%.3fx" % t["ratio"]) if "ratio" in t else ("%.1f MiB" % t["value_mib"])
+        if "ratio" in t:
+            got = "%.3fx" % t["ratio"]
+        elif "unit" in t:
+            got = "%.2f %s" % (t["value"], t["unit"])
+        else:
+            got = "%.1f MiB" % t["value_mib"]
         out.append("- %s %s: %s" % ("met:" if t["met"] else "**not met:**", t["target"], got))
 if "rss_db_mib" in runs.get("ovs", {}):
     out.append("")
