@@ -256,6 +256,9 @@ impl Datapath {
                 more: false,
             };
         };
+        if slot.tx_impair.is_none() && !slot.queue.is_empty() {
+            self.retry_held(id, &mut slot, now);
+        }
         let mut done = Serviced {
             frames: 0,
             more: true,
@@ -743,6 +746,32 @@ impl Datapath {
             !slot.queue.is_empty()
         });
         self.out.after.held = held;
+    }
+
+    /// Sends what a ring port held when it was full, at once: the port is ready, so its host
+    /// may have made room (a VM's kick when it adds receive buffers is the port's readiness).
+    /// Only a port without `tx-` impairment: there, every held frame waits for room alone,
+    /// none for its time.
+    fn retry_held(&mut self, id: PortId, slot: &mut Slot, now: Duration) {
+        let mut queue = std::mem::take(&mut slot.queue);
+        let mut gone = None;
+        queue.release(now + RETRY_FULL, now + RETRY_FULL, |frame| {
+            if gone.is_some() {
+                return true;
+            }
+            match slot.transmit(frame, now, true) {
+                Sent::Done => true,
+                Sent::Full => false,
+                Sent::Gone(why) => {
+                    gone = Some(why);
+                    true
+                }
+            }
+        });
+        slot.queue = queue;
+        if let Some(why) = gone {
+            self.out.after.dead.push((id, why));
+        }
     }
 
     /// Stages 2 to 7 for the received frames held by `rx-` impairment that are due at `now`.

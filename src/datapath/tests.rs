@@ -438,6 +438,26 @@ fn a_full_ring_holds_frames_in_the_egress_queue_where_a_full_socket_drops_them()
 }
 
 #[test]
+fn a_ring_that_gets_room_takes_its_held_frames_when_it_is_ready_not_a_retry_later() {
+    let mut r = Rig::plain(2);
+    r.wires[1].lock().unwrap().ring = true;
+    r.wires[1].lock().unwrap().send_error = Some(libc::EAGAIN);
+    r.inject(0, &frame(BCAST, mac(1), 7), ms(0));
+    r.inject(0, &frame(BCAST, mac(1), 8), ms(0));
+    assert!(r.sent(1).is_empty());
+    // Still full when it is ready: held on, no drop.
+    r.dp.service(r.ids[1], 64, ms(0));
+    assert!(r.sent(1).is_empty());
+    // The host made room (a VM's kick makes the port ready): sent at once, in order, well
+    // before the retry.
+    r.wires[1].lock().unwrap().send_error = None;
+    r.dp.service(r.ids[1], 64, ms(0));
+    let fills: Vec<u8> = r.sent(1).iter().map(|f| f[VNET_HDR_LEN + 20]).collect();
+    assert_eq!(fills, [7, 8]);
+    assert_eq!(r.stats(1).drops(DropReason::QueueFull), 0);
+}
+
+#[test]
 fn frames_too_short_for_their_headers_are_not_held() {
     let mut r = Rig::plain(1);
     assert!(!r.dp.hold(r.ids[0], &[0; VNET_HDR_LEN + 13], ms(1)));
