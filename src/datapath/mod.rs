@@ -723,24 +723,7 @@ impl Datapath {
             let Some(slot) = self.ports.get_mut(id) else {
                 return false;
             };
-            // Out of the slot while it drains, so the slot can send.
-            let mut queue = std::mem::take(&mut slot.queue);
-            let mut gone = None;
-            queue.release(now, now + RETRY_FULL, |frame| {
-                if gone.is_some() {
-                    return true;
-                }
-                match slot.transmit(frame, now, true) {
-                    Sent::Done => true,
-                    Sent::Full => false,
-                    Sent::Gone(why) => {
-                        gone = Some(why);
-                        true
-                    }
-                }
-            });
-            slot.queue = queue;
-            if let Some(why) = gone {
+            if let Some(why) = slot.send_held(now, now) {
                 dead.push((id, why));
             }
             !slot.queue.is_empty()
@@ -753,23 +736,7 @@ impl Datapath {
     /// Only a port without `tx-` impairment: there, every held frame waits for room alone,
     /// none for its time.
     fn retry_held(&mut self, id: PortId, slot: &mut Slot, now: Duration) {
-        let mut queue = std::mem::take(&mut slot.queue);
-        let mut gone = None;
-        queue.release(now + RETRY_FULL, now + RETRY_FULL, |frame| {
-            if gone.is_some() {
-                return true;
-            }
-            match slot.transmit(frame, now, true) {
-                Sent::Done => true,
-                Sent::Full => false,
-                Sent::Gone(why) => {
-                    gone = Some(why);
-                    true
-                }
-            }
-        });
-        slot.queue = queue;
-        if let Some(why) = gone {
+        if let Some(why) = slot.send_held(now + RETRY_FULL, now) {
             self.out.after.dead.push((id, why));
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use log::{debug, warn};
 
 use super::impair::{ImpairConfig, Impairer};
+use super::RETRY_FULL;
 use super::queue::FrameQueue;
 use super::taps::CaptureCounts;
 use crate::bridge::{Counters, DropReason, PortId};
@@ -98,6 +99,30 @@ impl Slot {
         }
         *last = Some(now);
         true
+    }
+
+    /// Sends the frames of the egress queue due by `due`, in order, at `now`; a port that is
+    /// full again keeps the rest for [`RETRY_FULL`] later. Returns why the port is gone, if a
+    /// send found it so.
+    pub fn send_held(&mut self, due: Duration, now: Duration) -> Option<String> {
+        // Out of the slot while it drains, so the slot can send.
+        let mut queue = std::mem::take(&mut self.queue);
+        let mut gone = None;
+        queue.release(due, now + RETRY_FULL, |frame| {
+            if gone.is_some() {
+                return true;
+            }
+            match self.transmit(frame, now, true) {
+                Sent::Done => true,
+                Sent::Full => false,
+                Sent::Gone(why) => {
+                    gone = Some(why);
+                    true
+                }
+            }
+        });
+        self.queue = queue;
+        gone
     }
 
     /// Writes one frame (virtio-net header + Ethernet) to the port and counts the outcome. With
