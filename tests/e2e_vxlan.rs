@@ -85,6 +85,16 @@ impl Sites {
         lab.launch(args, &numbers);
     }
 
+    /// Two sites, each a switch with one host and a VXLAN port to the other; with the hosts.
+    fn pair() -> (Sites, Host, Host) {
+        let mut sites = Sites::new(2);
+        sites.start(0, 1, &[1], "");
+        sites.start(1, 1, &[0], "");
+        let h1 = sites.host(0, 1);
+        let h2 = sites.host(1, 1);
+        (sites, h1, h2)
+    }
+
     /// Host `i` of site `k`, at `10.S.0.(10k + i)`.
     fn host(&mut self, k: usize, i: usize) -> Host {
         let ip = format!("{}{}", self.overlay, 10 * k + i);
@@ -97,11 +107,7 @@ fn two_vswitchds_over_vxlan_ping_transfer_and_learn_remotes() {
     if !root_or_skip("vxlan_pair") {
         return;
     }
-    let mut sites = Sites::new(2);
-    sites.start(0, 1, &[1], "");
-    sites.start(1, 1, &[0], "");
-    let h1 = sites.host(0, 1);
-    let h2 = sites.host(1, 1);
+    let (sites, h1, h2) = Sites::pair();
     assert!(h1.ping_eventually(&h2.ip), "{}", sites.labs[0].log());
     assert!(h2.ping(&h1.ip, 3));
     // TCP both ways: the hosts' TSO super-frames are cut to their MSS, then encapsulated.
@@ -318,11 +324,7 @@ fn packets_that_are_not_for_the_port_are_dropped_and_counted() {
     if !root_or_skip("vxlan_bad") {
         return;
     }
-    let mut sites = Sites::new(2);
-    sites.start(0, 1, &[1], "");
-    sites.start(1, 1, &[0], "");
-    let h1 = sites.host(0, 1);
-    let h2 = sites.host(1, 1);
+    let (mut sites, h1, h2) = Sites::pair();
     assert!(h1.ping_eventually(&h2.ip));
     // From site 2's address: garbage, a header cut short, another VNI. From an address that is
     // not a remote: a good packet.
