@@ -108,6 +108,19 @@ struct RawArp {
     vlan: u16,
 }
 
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// `text` read as TOML into `T`, or the byte offset and message of what is wrong.
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (usize, String)> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        (offset, e.message().trim().to_owned())
+    })
+}
+
 /// A TOML value as a port key's value in the `--port` grammar: numbers and strings as
 /// written, booleans `on`/`off`, arrays joined by commas; `None` for tables and dates.
 pub fn value_text(value: &toml::Value) -> Option<String> {
@@ -193,16 +206,12 @@ impl FileConfig {
                 *p = dir.join(&*p);
             }
         }
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let fail = |offset: usize, message: String| ConfigError::File {
             path: path.to_owned(),
-            line: line_of(offset),
+            line: line_of(text, offset),
             message,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            fail(offset, e.message().trim().to_owned())
-        })?;
+        let raw: RawFile = from_toml(text).map_err(|(offset, message)| fail(offset, message))?;
         let ranged = |key: &str,
                       value: Option<Spanned<u32>>,
                       range: std::ops::RangeInclusive<u32>|

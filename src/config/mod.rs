@@ -23,7 +23,7 @@ use file::FileConfig;
 /// A spec's target and kind are the port layer's; re-exported so users of a [`PortSpec`] can
 /// name them from here.
 pub use crate::port::{PortKind, Target};
-pub use file::value_text;
+pub use file::{from_toml, line_of, value_text};
 pub use settings::{PortSettings, SETTING_KEYS};
 pub use spec::{PortSpec, SpecError, check_port_name, split_options};
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::LabError;
-use crate::config::{MAC_AGEING_RANGE, PortSettings, parse_cidr, value_text};
+use crate::config::{MAC_AGEING_RANGE, PortSettings, from_toml, line_of, parse_cidr, value_text};
 use crate::wire::MacAddr;
 use crate::wire::vlan::MAX_VID;
 
@@ -361,16 +361,12 @@ impl Topology {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Topology, LabError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let fail = |offset: usize, message: String| LabError::File {
             path: path.to_owned(),
-            line: line_of(offset),
+            line: line_of(text, offset),
             message,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            fail(offset, e.message().trim().to_owned())
-        })?;
+        let raw: RawFile = from_toml(text).map_err(|(offset, message)| fail(offset, message))?;
         let name = match raw.name {
             Some(n) => {
                 check_lab_name(n.get_ref())
