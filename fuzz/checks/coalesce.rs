@@ -9,7 +9,7 @@ use vswitch::wire::coalesce::Merge;
 use vswitch::wire::offload;
 
 use super::Input;
-use super::offload::{check_finish, fold, ones_sum};
+use super::offload::{check_finish, seal};
 
 /// A TCP super-frame (virtio-net header + Ethernet) as a TAP hands it over, from the input.
 fn super_frame(inp: &mut Input) -> Vec<u8> {
@@ -60,17 +60,7 @@ fn super_frame(inp: &mut Input) -> Vec<u8> {
     ]);
     eth.extend(std::iter::repeat_n(1u8, tcp_opts));
     eth.extend_from_slice(&payload);
-    let pseudo = if ipv6 {
-        ones_sum(&src6) + ones_sum(&dst6)
-    } else {
-        ones_sum(&src4) + ones_sum(&dst4)
-    } + 6
-        + tcp_len as u64;
-    eth[l4 + 16..l4 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
-    if !ipv6 {
-        let csum = !fold(ones_sum(&eth[l3..l4]));
-        eth[l3 + 10..l3 + 12].copy_from_slice(&csum.to_be_bytes());
-    }
+    seal(&mut eth, l3, l4, ipv6);
     let mut frame = vec![0u8; VNET_HDR_LEN];
     frame[0] = 1; // needs a checksum
     frame[1] = if ipv6 { 4 } else { 1 };

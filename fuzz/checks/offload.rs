@@ -11,17 +11,34 @@ use super::{Input, be16};
 
 /// The ones' complement sum of `data` as big-endian words, unfolded (RFC 1071), written apart
 /// from `offload`'s own.
-pub(super) fn ones_sum(data: &[u8]) -> u64 {
+fn ones_sum(data: &[u8]) -> u64 {
     data.chunks(2)
         .map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0)))
         .sum()
 }
 
-pub(super) fn fold(mut sum: u64) -> u16 {
+fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum as u16
+}
+
+/// Writes what a TSO super-frame's sender leaves in `eth` (IP at `l3`, TCP at `l4`, to the
+/// end): the pseudo-header sum in the TCP checksum field, as the kernel leaves it, and the
+/// IPv4 header checksum.
+pub(super) fn seal(eth: &mut [u8], l3: usize, l4: usize, ipv6: bool) {
+    let addrs = if ipv6 {
+        &eth[l3 + 8..l3 + 40]
+    } else {
+        &eth[l3 + 12..l3 + 20]
+    };
+    let pseudo = ones_sum(addrs) + 6 + (eth.len() - l4) as u64;
+    eth[l4 + 16..l4 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
+    if !ipv6 {
+        let csum = !fold(ones_sum(&eth[l3..l4]));
+        eth[l3 + 10..l3 + 12].copy_from_slice(&csum.to_be_bytes());
+    }
 }
 
 /// Smallest MSS `finish` takes (Linux's TCP_MIN_MSS).
@@ -262,18 +279,7 @@ pub fn offload(data: &[u8]) {
     eth.extend_from_slice(&[((tcp_hlen / 4) as u8) << 4, flags, 0x01, 0x00, 0, 0, 0, 0]);
     eth.resize(l4 + tcp_hlen, 1);
     eth.extend_from_slice(&payload);
-    // The pseudo-header sum in the checksum field, as the kernel leaves it.
-    let pseudo = if ipv6 {
-        ones_sum(&src6) + ones_sum(&dst6)
-    } else {
-        ones_sum(&src4) + ones_sum(&dst4)
-    } + 6
-        + tcp_len as u64;
-    eth[l4 + 16..l4 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
-    if !ipv6 {
-        let csum = !fold(ones_sum(&eth[l3..l4]));
-        eth[l3 + 10..l3 + 12].copy_from_slice(&csum.to_be_bytes());
-    }
+    seal(&mut eth, l3, l4, ipv6);
 
     let kind = match gso {
         0 => GSO_NONE,
