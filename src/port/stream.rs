@@ -14,7 +14,7 @@ use log::{info, warn};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use super::unix::{clear_stale_socket, socket_name};
+use super::unix::{clear_stale_socket, next_vm, socket_name};
 use super::{Caps, Port, PortKind};
 use crate::wire::{ETHERNET_HEADER_LEN, MAX_FRAME_LEN, VNET_HDR_LEN};
 
@@ -90,25 +90,13 @@ impl StreamPort {
     /// backlog thinking it is connected.
     fn accept(&mut self) {
         loop {
-            let mut stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ECONNABORTED and the like: that client is gone; fd exhaustion clears
-                    // when something closes. Either way the next event tries again.
-                    warn!("port {}: accept: {e}", self.name);
-                    return;
-                }
+            let listener = &self.listener;
+            let attached = self.conn.is_some();
+            let Some(mut stream) = next_vm(&self.name, &self.path, attached, || {
+                listener.accept().map(|(stream, _)| stream)
+            }) else {
+                return;
             };
-            if self.conn.is_some() {
-                warn!(
-                    "port {}: another VM connected to {} while one is attached; refused",
-                    self.name,
-                    socket_name(&self.path)
-                );
-                continue;
-            }
             if let Some((registry, token)) = &self.registry {
                 // Registration reports data that is already waiting, so nothing is missed.
                 if let Err(e) =

@@ -52,6 +52,36 @@ fn stream_listener_at(path: &Path) -> io::Result<bool> {
     }
 }
 
+/// The next connection a one-VM socket port takes from `accept`; `None` once none waits, or
+/// when accepting failed (ECONNABORTED, fd exhaustion: the next readiness tries again). While
+/// `attached`, each waiting connection is closed at once with a log line, so a second VM learns
+/// it is refused instead of sitting in the backlog thinking it is connected.
+pub fn next_vm<S>(
+    name: &str,
+    path: &Path,
+    attached: bool,
+    mut accept: impl FnMut() -> io::Result<S>,
+) -> Option<S> {
+    loop {
+        let stream = match accept() {
+            Ok(stream) => stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("port {name}: accept: {e}");
+                return None;
+            }
+        };
+        if !attached {
+            return Some(stream);
+        }
+        log::warn!(
+            "port {name}: another VM connected to {} while one is attached; refused",
+            socket_name(path)
+        );
+    }
+}
+
 /// The file name of a socket path, for logs.
 pub fn socket_name(path: &Path) -> String {
     path.display().to_string()

@@ -35,7 +35,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use vhost::vhost_user::{BackendReqHandler, Error as ProtocolError, VhostUserBackendReqHandlerMut};
 
-use super::unix::{clear_stale_socket, socket_name};
+use super::unix::{clear_stale_socket, next_vm, socket_name};
 use super::{Caps, Port, PortKind, PortTick};
 use device::{Device, PROTOCOL_FEATURES};
 use framing::Waiting;
@@ -137,23 +137,12 @@ impl VhostUserPort {
             let Side::Server(listener) = &self.side else {
                 return;
             };
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    warn!("port {}: accept: {e}", self.name);
-                    return;
-                }
+            let attached = self.conn.is_some();
+            let Some(stream) = next_vm(&self.name, &self.path, attached, || {
+                listener.accept().map(|(stream, _)| stream)
+            }) else {
+                return;
             };
-            if self.conn.is_some() {
-                warn!(
-                    "port {}: another VM connected to {} while one is attached; refused",
-                    self.name,
-                    socket_name(&self.path)
-                );
-                continue;
-            }
             if let Err(e) = self.attach(stream) {
                 warn!("port {}: cannot serve the new connection: {e}", self.name);
                 continue;
