@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use log::{debug, warn};
 
-use super::impair::{ImpairConfig, Impairer};
 use super::RETRY_FULL;
+use super::impair::{ImpairConfig, Impairer};
 use super::queue::FrameQueue;
 use super::taps::CaptureCounts;
 use crate::bridge::{Counters, DropReason, PortId};
