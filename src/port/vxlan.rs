@@ -365,28 +365,31 @@ impl VxlanPort {
         Ok((vni, dst, HEADER_LEN + inner_len))
     }
 
-    /// Where a frame for `dst` in `vni` goes: the remote it is known behind, or all of them.
-    fn destinations(&self, vni: u32, dst: MacAddr) -> Vec<IpAddr> {
-        match (!dst.is_multicast())
+    /// The one remote a frame for `dst` in `vni` goes to, if it is known behind one; else it
+    /// goes to all of them.
+    fn destination(&self, vni: u32, dst: MacAddr) -> Option<IpAddr> {
+        (!dst.is_multicast())
             .then(|| self.behind(vni, dst))
             .flatten()
-        {
-            Some(remote) => vec![remote],
-            None => self.target.remotes.clone(),
-        }
     }
 
-    /// Sends the packets in `batch` (`count` of them, each `size` bytes but the last) to
-    /// `remotes`: in one GSO send each where the kernel takes it, else one by one.
+    /// Sends the packets in `batch` (each `size` bytes but the last) to `one` remote, or to
+    /// every remote: in one GSO send each where the kernel takes it, else one by one.
     fn send_batch(
         &mut self,
-        remotes: &[IpAddr],
+        one: Option<IpAddr>,
         batch: &[u8],
         size: usize,
         flow: usize,
     ) -> io::Result<()> {
         let mut result = Ok(());
-        for &remote in remotes {
+        let count = if one.is_some() {
+            1
+        } else {
+            self.target.remotes.len()
+        };
+        for i in 0..count {
+            let remote = one.unwrap_or(self.target.remotes[i]);
             let to = SocketAddr::new(remote, self.target.dstport);
             let sent = if batch.len() > size && self.gso {
                 let socket = &self.tx_gso[flow % self.tx_gso.len()];
@@ -453,8 +456,8 @@ impl VxlanPort {
                     // one shorter than the rest, it goes now.
                     if len != size || batch.len() + size > GSO_BYTES || count >= GSO_SEGMENTS {
                         let (vni, dst, size, flow) = first.unwrap_or((vni, dst, len, 0));
-                        let remotes = self.destinations(vni, dst);
-                        outcome = self.send_batch(&remotes, batch, size, flow);
+                        let one = self.destination(vni, dst);
+                        outcome = self.send_batch(one, batch, size, flow);
                         batch.clear();
                     }
                 }
@@ -469,8 +472,8 @@ impl VxlanPort {
             && !batch.is_empty()
             && let Some((vni, dst, size, flow)) = first
         {
-            let remotes = self.destinations(vni, dst);
-            outcome = self.send_batch(&remotes, batch, size, flow);
+            let one = self.destination(vni, dst);
+            outcome = self.send_batch(one, batch, size, flow);
         }
         outcome
     }
@@ -623,8 +626,8 @@ impl Port for VxlanPort {
             self.encapsulate(frame, &mut batch)
                 .and_then(|(vni, dst, len)| {
                     let flow = flow_hash(&batch[HEADER_LEN..]);
-                    let remotes = self.destinations(vni, dst);
-                    self.send_batch(&remotes, &batch, len, flow)
+                    let one = self.destination(vni, dst);
+                    self.send_batch(one, &batch, len, flow)
                 })
         } else {
             self.send_segments(frame, &mut batch)
